@@ -1,0 +1,38 @@
+"""betavae-np: interpretable market factors with a beta-VAE in NumPy + Numba.
+
+Public names are imported lazily (see :mod:`betavae_np._lazy`), so ``import betavae_np`` is cheap
+and the CLI's ``--help`` answers at once.
+"""
+
+from ._lazy import attach
+from ._version import __version__
+
+_EXPORTS = {
+    # model
+    "VAEConfig": ".nn.model",
+    "BetaVAE": ".nn.model",
+    "LossParts": ".nn.model",
+    "Adam": ".nn.adam",
+    # training
+    "fit": ".train",
+    "History": ".train",
+    # model files
+    "save": ".io",
+    "load": ".io",
+    # interpretation
+    "traverse": ".analysis.traversal",
+    "interpret": ".analysis.interpret",
+    "evaluate": ".analysis.evaluate",
+    # errors
+    "BetaVAEError": ".exceptions",
+    "ConfigError": ".exceptions",
+    "InputError": ".exceptions",
+    "TrainingError": ".exceptions",
+    "ModelFileError": ".exceptions",
+    "DataError": ".exceptions",
+    "BybitError": ".exceptions",
+}
+_SUBMODULES = ("data", "schedules", "analysis", "exceptions", "config", "nn")
+
+__getattr__, __dir__ = attach(__name__, _EXPORTS, _SUBMODULES)
+__all__ = ["__version__", *_EXPORTS, *_SUBMODULES]

@@ -1,0 +1,1 @@
+"""Numba kernels: pure functions over arrays; the Python API that validates and allocates lives elsewhere."""

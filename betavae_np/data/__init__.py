@@ -1,0 +1,24 @@
+"""Real market data: Bybit client, candle cache, bundled sample, windows (lazily imported)."""
+
+from .._lazy import attach
+
+_EXPORTS = {
+    "OHLCV": ".frame",
+    "Gap": ".frame",
+    "validate_candles": ".frame",
+    "read_candles_csv": ".frame",
+    "find_gaps": ".frame",
+    "frame_from_arrays": ".frame",
+    "index_to_ms": ".frame",
+    "BybitClient": ".bybit",
+    "fetch_klines": ".fetch",
+    "CandleCache": ".cache",
+    "normalize_interval": ".intervals",
+    "interval_ms": ".intervals",
+    "load_sample": ".sample",
+    "Windower": ".windows",
+    "WindowSet": ".windows",
+}
+
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)
