@@ -1,0 +1,76 @@
+"""Adam / AdamW update over flat parameter buffers: one compiled call per optimisation step."""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from ..config import JIT_SERIAL
+
+
+@njit(**JIT_SERIAL)
+def adam_step(params, m, v, grads, lr, beta1, beta2, eps, weight_decay, clip_norm, bc1, bc2):
+    """One Adam(W) step in place; returns the global L2 norm of ``grads`` (before clipping).
+
+    Parameters
+    ----------
+    params, m, v : ndarray (P,)
+        Parameters and the first/second moment estimates, updated in place (same dtype).
+    grads : ndarray (P,)
+        Gradient of the loss; not modified.
+    lr, beta1, beta2, eps, weight_decay : float
+        Adam hyper-parameters; ``weight_decay`` is decoupled (AdamW).
+    clip_norm : float
+        Global gradient-norm threshold; ``<= 0`` disables clipping.
+    bc1, bc2 : float
+        Bias corrections ``1 - beta1**t`` and ``1 - beta2**t`` for the step number ``t >= 1``.
+
+    Returns
+    -------
+    float
+        ``||grads||_2``. When clipping is on and the norm is not finite, nothing is updated.
+
+    Notes
+    -----
+    With ``s = min(1, clip_norm / ||g||)`` (1 without clipping) and ``g' = s g``::
+
+        p <- p - lr * weight_decay * p            (decoupled decay, Loshchilov & Hutter 2019)
+        m <- beta1 m + (1 - beta1) g'
+        v <- beta2 v + (1 - beta2) g'^2
+        p <- p - lr * (m / bc1) / (sqrt(v / bc2) + eps)     (Kingma & Ba 2015, Alg. 1)
+
+    Without clipping the norm is accumulated in the same pass as the update (one sweep over
+    memory); with clipping it needs a first pass of its own.
+    """
+    n = params.shape[0]
+    scale = 1.0
+    sq = 0.0
+    clipping = clip_norm > 0.0
+    if clipping:
+        for i in range(n):
+            g = grads[i]
+            sq += g * g
+        norm = math.sqrt(sq)
+        if not math.isfinite(norm):
+            return norm
+        if norm > clip_norm:
+            scale = clip_norm / norm
+    decay = 1.0 - lr * weight_decay
+    step = lr / bc1
+    inv_bc2 = 1.0 / bc2
+    one_m_b1 = 1.0 - beta1
+    one_m_b2 = 1.0 - beta2
+    for i in range(n):
+        g0 = grads[i]
+        if not clipping:
+            sq += g0 * g0
+        g = g0 * scale
+        mi = beta1 * m[i] + one_m_b1 * g
+        vi = beta2 * v[i] + one_m_b2 * g * g
+        m[i] = mi
+        v[i] = vi
+        params[i] = params[i] * decay - step * mi / (math.sqrt(vi * inv_bc2) + eps)
+    if clipping:
+        return norm
+    return math.sqrt(sq)
