@@ -1,0 +1,472 @@
+"""Candle windows for the VAE: causal rolling min-max normalisation, lazy window sets, live ring buffer.
+
+A window ending at candle ``t`` holds candles ``t-window+1 .. t``, flattened time-major
+(``idx = k*n_features + f``). It is scaled by the ``lookback`` candles ending at ``t`` only, so
+nothing at time ``t`` depends on later candles; the same windows come from :meth:`Windower.transform`
+(batch), :meth:`Windower.windows` (lazy, for training) and :meth:`Windower.push` (live, one candle at
+a time), bit for bit.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .._kernels import windowing as _k
+from ..exceptions import ConfigError, DataError, InputError
+from .frame import OHLCV, index_to_ms, validate_candles
+from .intervals import INTERVALS, interval_ms, normalize_interval, to_ms
+
+__all__ = ["Windower", "WindowSet", "PRICE_FEATURES"]
+
+#: Features that share the price scale.
+PRICE_FEATURES = ("open", "high", "low", "close")
+_NORMS = ("rolling", "none")
+_GAPS = ("drop", "fill")
+_KEYS = ("window", "features", "norm", "lookback", "log_volume", "gaps", "interval")
+
+
+class WindowSet:
+    """Windows of a candle series, gathered on demand (memory O(candles x features)).
+
+    Holds the prepared feature matrix, each window's scale (lo/hi per scale group) and each window's
+    last candle; :meth:`gather` writes any rows into a caller's buffer with one compiled call.
+    Made by :meth:`Windower.windows`; ``fit()`` uses only :attr:`shape` and :meth:`gather`.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(n_windows, window * n_features)``.
+    window, features : int, tuple of str
+        The windower's settings.
+    rows : ndarray of int64, shape (n_windows,)
+        Index of each window's last candle in the candle matrix held (:attr:`candle_times`).
+    end_times : pandas.DatetimeIndex, shape (n_windows,)
+        Open time of each window's last candle.
+    candle_times : pandas.DatetimeIndex, shape (n_candles,)
+        Open times of the candles held (with ``gaps="fill"``, the inserted candles too).
+    filled : ndarray of bool, shape (n_candles,)
+        True for candles inserted by ``gaps="fill"``; :attr:`n_filled` counts them.
+    """
+
+    def __init__(self, raw, lo, hi, group, ends, window, features, times_ms, filled, none):
+        self._raw, self._lo, self._hi, self._group = raw, lo, hi, group
+        self.rows = ends
+        self.window = int(window)
+        self.features = tuple(features)
+        self._times_ms = times_ms
+        self.filled = filled
+        self._none = bool(none)
+        self.shape = (int(ends.shape[0]), self.window * len(self.features))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"WindowSet(n_windows={self.shape[0]}, window={self.window}, features={self.features})"
+
+    @property
+    def dtype(self) -> np.dtype:
+        """float32: the windows' values are float32 numbers (a float64 gather holds them exactly)."""
+        return np.dtype(np.float32)
+
+    @property
+    def n_filled(self) -> int:
+        """Number of candles inserted by ``gaps="fill"``."""
+        return int(np.count_nonzero(self.filled))
+
+    @property
+    def end_times(self) -> pd.DatetimeIndex:
+        return _times(self._times_ms[self.rows])
+
+    @property
+    def candle_times(self) -> pd.DatetimeIndex:
+        return _times(self._times_ms)
+
+    @property
+    def scales(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-window ``(lo, hi)``, each (n_windows, n_groups): group 0 prices, then volume."""
+        return self._lo.copy(), self._hi.copy()
+
+    def gather(self, rows, out=None) -> np.ndarray:
+        """Write windows ``rows`` into ``out`` (one compiled call).
+
+        Parameters
+        ----------
+        rows : array_like of int, shape (r,)
+            Window indices in ``[0, n_windows)``, any order, repeats allowed.
+        out : ndarray, shape (r, window*n_features), float32 or float64, C-contiguous, optional
+            Destination (allocated as float32 when omitted). Float64 receives the float32 values.
+
+        Returns
+        -------
+        ndarray, shape (r, window*n_features)
+            ``out``.
+        """
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or not (rows.dtype.kind in "iu" or rows.size == 0):
+            raise InputError(f"rows must be a 1-D integer array, got shape {rows.shape} dtype {rows.dtype}")
+        rows = rows.astype(np.int64, copy=False)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.shape[0]):
+            raise InputError(f"rows must lie in [0, {self.shape[0]}), got {rows.min()}..{rows.max()}")
+        if out is None:
+            out = np.empty((rows.size, self.shape[1]), dtype=np.float32)
+        elif (not isinstance(out, np.ndarray) or out.shape != (rows.size, self.shape[1])
+              or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous
+              or not out.flags.writeable):
+            raise InputError(f"out must be a writeable C-contiguous float32/float64 array of shape "
+                             f"{(rows.size, self.shape[1])}")
+        if rows.size:
+            _k.gather_windows(out, self._raw, self._lo, self._hi, self._group, self.rows, rows,
+                              self.window, self._none)
+        return out
+
+    def array(self, dtype=np.float32) -> np.ndarray:
+        """All windows materialised, shape (n_windows, window*n_features); equals ``transform``."""
+        return self.gather(np.arange(self.shape[0], dtype=np.int64),
+                           np.empty(self.shape, dtype=np.dtype(dtype)))
+
+    def subset(self, start: int | None = None, stop: int | None = None) -> "WindowSet":
+        """Windows ``start:stop`` (Python slice rules) as a WindowSet sharing the candle matrix."""
+        sl = slice(*slice(start, stop).indices(self.shape[0])[:2])
+        return WindowSet(self._raw, self._lo[sl], self._hi[sl], self._group, self.rows[sl], self.window,
+                         self.features, self._times_ms, self.filled, self._none)
+
+    def split(self, fraction: float = 0.2, purge: bool = True) -> tuple["WindowSet", "WindowSet"]:
+        """Time-ordered train/validation split: the last ``fraction`` of windows is validation.
+
+        Parameters
+        ----------
+        fraction : float in (0, 1)
+            Share of windows set aside for validation (rounded; at least one window each side).
+        purge : bool
+            Drop the validation windows that share a candle with a training window (the first
+            ``window - 1`` after the boundary on gap-free data), so no candle value is seen in both.
+
+        Returns
+        -------
+        train, validation : WindowSet
+
+        Notes
+        -----
+        The validation windows' scales may still use training-period candles in their lookback:
+        that is the causal past a live model also sees, not leakage.
+        """
+        if not isinstance(fraction, (float, int)) or not 0.0 < float(fraction) < 1.0:
+            raise ConfigError(f"split fraction must lie strictly between 0 and 1, got {fraction!r}")
+        n = self.shape[0]
+        n_train = int(round(n * (1.0 - float(fraction))))
+        if n_train < 1 or n_train >= n:
+            raise DataError(f"cannot split {n} window(s) with fraction {fraction}: one side would be empty")
+        first = n_train
+        if purge:
+            first = int(np.searchsorted(self.rows, self.rows[n_train - 1] + self.window, side="left"))
+        if first >= n:
+            raise DataError(f"no validation window left after purging the {self.window - 1} windows that "
+                            f"overlap training; use a larger fraction or more data")
+        return self.subset(0, n_train), self.subset(first, n)
+
+
+class Windower:
+    """Cut candles into causally normalised windows (batch, lazy, or one candle at a time).
+
+    Parameters
+    ----------
+    window : int
+        Candles per window (>= 2).
+    features : sequence of str
+        Subset of ``open high low close volume``, in output order.
+    norm : {"rolling", "none"}
+        ``"rolling"``: causal rolling min-max to [0, 1] (see Notes). ``"none"``: raw values
+        (``log1p(volume)`` when ``log_volume``); windows then start at candle ``window - 1``.
+    lookback : int
+        Candles that set each window's scale (>= window).
+    log_volume : bool
+        Use ``log1p(volume)`` instead of volume.
+    gaps : {"drop", "fill"}
+        ``"drop"``: a window whose lookback (hence the window) spans a gap is left out, so windows
+        restart ``lookback`` candles after a gap. ``"fill"``: missing candles are inserted as flat
+        candles (open = high = low = close = previous close, volume 0) and flagged
+        (:attr:`WindowSet.filled`).
+    interval : str, int or None
+        Candle length: a Bybit code or alias (``"60"``, ``"1h"``, ``"D"``), or an int: a Bybit
+        minute code (``60``) or ms (``>= 60000``, e.g. ``3_600_000``). ``None`` infers the most common
+        step of each frame; in streaming, the smallest step seen since :meth:`reset`.
+
+    Notes
+    -----
+    For the window ending at candle ``t`` and lookback ``L``, with prices ``P`` the price features
+    present and ``V = log1p(volume)`` (or volume)::
+
+        lo_p = min_{s=t-L+1..t} min_{f in P} x[s, f]      hi_p = max_{s=t-L+1..t} max_{f in P} x[s, f]
+        lo_v = min_{s=t-L+1..t} V[s]                      hi_v = max_{s=t-L+1..t} V[s]
+        window[k, f] = clip((x[t-window+1+k, f] - lo) / (hi - lo), 0, 1)
+
+    (computed as ``(x - lo) * (1 / (hi - lo))`` in float64, rounded to float32). With high and low
+    among the features, ``lo_p``/``hi_p`` are ``min(low)``/``max(high)``; otherwise the min/max of the
+    price features present. The four prices share one scale, so candle geometry is kept. A degenerate
+    scale (``hi == lo``: a flat market, or zero volume throughout) gives 0.5. A window exists only
+    when its full lookback is available (``t >= L - 1`` and no gap inside with ``gaps="drop"``).
+    """
+
+    def __init__(self, window: int = 32, features=OHLCV, norm: str = "rolling", lookback: int = 128,
+                 log_volume: bool = True, gaps: str = "drop", interval=None):
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+            raise ConfigError(f"window must be an integer >= 2, got {window!r}")
+        if isinstance(lookback, bool) or not isinstance(lookback, (int, np.integer)) or lookback < window:
+            raise ConfigError(f"lookback must be an integer >= window ({window}), got {lookback!r}")
+        if isinstance(features, str):
+            features = (features,)
+        features = tuple(features)
+        bad = [f for f in features if f not in OHLCV]
+        if not features or bad or len(set(features)) != len(features):
+            raise ConfigError(f"features must be distinct names from {', '.join(OHLCV)}, got {features!r}")
+        if norm not in _NORMS:
+            raise ConfigError(f"norm must be one of {', '.join(_NORMS)}, got {norm!r}")
+        if gaps not in _GAPS:
+            raise ConfigError(f"gaps must be one of {', '.join(_GAPS)}, got {gaps!r}")
+        self.window, self.lookback = int(window), int(lookback)
+        self.features, self.norm, self.gaps = features, norm, gaps
+        self.log_volume = bool(log_volume)
+        self.interval, self._ims = _parse_interval(interval)
+        has_p = any(f in PRICE_FEATURES for f in features)
+        self._group = np.array([0 if f in PRICE_FEATURES or not has_p else 1 for f in features], np.int64)
+        self._n_groups = int(self._group.max()) + 1
+        self._vol_col = features.index("volume") if "volume" in features else -1
+        self._need = self.window if norm == "none" else self.lookback
+        self._ring = np.zeros((self.lookback, len(features)), dtype=np.float64)
+        self._state = np.array([0, 0, self.window, self.lookback, self._vol_col, int(self.log_volume),
+                                int(norm == "none"), self._n_groups], dtype=np.int64)
+        self.reset()
+
+    # -- settings -----------------------------------------------------------------------------
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    @property
+    def n_input(self) -> int:
+        """Length of one flattened window: ``window * n_features``."""
+        return self.window * len(self.features)
+
+    def to_dict(self) -> dict:
+        """JSON-able settings (stored in model files); :meth:`from_dict` rebuilds the windower."""
+        return {"window": self.window, "features": list(self.features), "norm": self.norm,
+                "lookback": self.lookback, "log_volume": self.log_volume, "gaps": self.gaps,
+                "interval": self.interval}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Windower":
+        """Rebuild from :meth:`to_dict` output (ConfigError on unknown keys)."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"windower settings must be a mapping, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown windower setting(s) {', '.join(map(str, unknown))}; "
+                              f"known: {', '.join(_KEYS)}")
+        return cls(**d)
+
+    def __repr__(self) -> str:
+        return "Windower(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
+
+    # -- batch --------------------------------------------------------------------------------
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        """All windows of a candle frame.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Candles per the frame convention (not modified).
+
+        Returns
+        -------
+        ndarray of float32, shape (n_windows, window*n_features)
+            Row ``j`` is the window ending at the ``j``-th valid candle, time-major, values in [0, 1].
+
+        Raises
+        ------
+        DataError
+            Invalid candles, too few candles, or no window fits between the gaps.
+        """
+        raw, ends, times, filled = self._prepare(df)
+        n, G = raw.shape[0], self._n_groups
+        out = np.empty((ends.size, self.n_input), dtype=np.float32)
+        lo, hi = np.empty((ends.size, G)), np.empty((ends.size, G))
+        work = [np.empty((n, G)) for _ in range(4)]
+        _k.transform_windows(out, raw, self._group, ends, self.window, self._need,
+                             self.norm == "none", work[0], work[1], lo, hi, work[2], work[3])
+        return out
+
+    def windows(self, df: pd.DataFrame) -> WindowSet:
+        """A lazy :class:`WindowSet` over a candle frame (same windows as :meth:`transform`)."""
+        raw, ends, times, filled = self._prepare(df)
+        n, G = raw.shape[0], self._n_groups
+        clo, chi, s_lo, s_hi = (np.empty((n, G)) for _ in range(4))
+        lo, hi = np.empty((ends.size, G)), np.empty((ends.size, G))
+        _k.candle_bounds(clo, chi, raw, self._group)
+        _k.rolling_scales(lo, hi, clo, chi, ends, self._need, s_lo, s_hi)
+        return WindowSet(raw, lo, hi, self._group, ends, self.window, self.features, times, filled,
+                         self.norm == "none")
+
+    def _prepare(self, df):
+        """Validated frame -> raw (n, F) float64, ends (m,) int64, times (n,) ms, filled (n,) bool."""
+        df = validate_candles(df, what="candles")
+        need = self._need
+        if len(df) < need:
+            raise DataError(f"need at least {need} candles for one window of {self.window} with lookback "
+                            f"{self.lookback}, got {len(df)}")
+        t = index_to_ms(df.index)
+        ims = self._ims if self._ims is not None else _infer_step(t)
+        src = df[list(self.features)].to_numpy(dtype=np.float64)
+        filled = np.zeros(t.size, dtype=bool)
+        if self.gaps == "fill" and ims > 0 and t.size > 1 and (np.diff(t) > ims).any():
+            t, src, filled = self._fill(t, src, df["close"].to_numpy(dtype=np.float64), ims)
+        raw = np.empty_like(src)
+        _k.prepare_features(raw, src, self._vol_col, self.log_volume)
+        idx = np.arange(t.size, dtype=np.int64)
+        brk = np.ones(t.size, dtype=bool)
+        if ims > 0:
+            brk[1:] = np.diff(t) > ims
+        else:
+            brk[1:] = False
+        seg_start = np.maximum.accumulate(np.where(brk, idx, 0))
+        ends = np.flatnonzero(idx - seg_start >= need - 1).astype(np.int64)
+        if ends.size == 0:
+            longest = int(np.max(np.diff(np.append(np.flatnonzero(brk), t.size))))
+            raise DataError(f"no window of {self.window} with lookback {self.lookback} fits between the gaps "
+                            f"(longest gap-free run: {longest} candles); use gaps='fill' or more data")
+        return raw, ends, t, filled
+
+    def _fill(self, t, src, close, ims):
+        off = t - t[0]
+        if (off % ims).any():
+            raise DataError(f"candle times are not on a regular {ims} ms grid, so gaps cannot be filled; "
+                            f"use gaps='drop'")
+        pos = off // ims
+        N = int(pos[-1]) + 1
+        present = np.zeros(N, dtype=bool)
+        present[pos] = True
+        last = np.maximum.accumulate(np.where(present, np.arange(N), -1))
+        prev_close = np.empty(N)
+        prev_close[pos] = close
+        prev_close = prev_close[last]
+        full = np.empty((N, src.shape[1]))
+        for f, name in enumerate(self.features):
+            full[:, f] = 0.0 if name == "volume" else prev_close
+        full[pos] = src
+        return t[0] + np.arange(N, dtype=np.int64) * ims, full, ~present
+
+    # -- streaming ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the streamed candles (the next window comes after ``lookback`` new candles)."""
+        self._state[0] = self._state[1] = 0
+        self._last_ms = None
+        self._min_step = None
+        self._last_close = None
+
+    def push_array(self, values: np.ndarray):
+        """Fast path of :meth:`push`: ``values`` float64 C-contiguous (n_features,) in feature order.
+
+        No validation and no gap detection. Returns the window (n_input,) float32 or None.
+        """
+        out = np.empty(self.window * self._ring.shape[1], dtype=np.float32)
+        if _k.push_candle(out, self._ring, values, self._state, self._group):
+            return out
+        return None
+
+    def push(self, candle):
+        """Add one closed candle; return the window ending at it once the lookback is full.
+
+        Parameters
+        ----------
+        candle : mapping, pandas.Series or sequence
+            With the feature names as keys (a Series from ``df.iloc[i]`` carries its open time as
+            ``.name``; a mapping may hold ``open_time``), or values in feature order.
+
+        Returns
+        -------
+        ndarray of float32, shape (n_input,), or None
+            Bit-identical to the :meth:`transform` row ending at this candle; None until
+            ``lookback`` candles have been seen (since the start, a :meth:`reset` or a dropped gap).
+
+        Notes
+        -----
+        With an open time, a jump larger than the interval is a gap: ``gaps="drop"`` resets the
+        buffer; ``gaps="fill"`` first pushes the missing flat candles (their windows are not returned;
+        this needs the previous close: a ``close`` feature or key).
+        """
+        ot = None
+        if isinstance(candle, (Mapping, pd.Series)):
+            try:
+                values = np.array([candle[f] for f in self.features], dtype=np.float64)
+            except KeyError as exc:
+                raise InputError(f"candle lacks feature {exc.args[0]!r}; give {', '.join(self.features)}") from None
+            ot = candle.get("open_time")
+            if ot is None and isinstance(candle, pd.Series) and isinstance(candle.name, _dt.datetime):
+                ot = candle.name
+            close = candle.get("close")
+        else:
+            values = np.array(candle, dtype=np.float64).reshape(-1)
+            if values.size != len(self.features):
+                raise InputError(f"candle has {values.size} values, need {len(self.features)} "
+                                 f"({', '.join(self.features)})")
+            close = values[self.features.index("close")] if "close" in self.features else None
+        if not np.isfinite(values).all():
+            raise InputError("candle values must be finite")
+        if ot is not None:
+            self._check_time(to_ms(ot, "open_time"))
+        if close is not None:
+            self._last_close = float(close)
+        return self.push_array(values)
+
+    def _check_time(self, ms: int) -> None:
+        last, self._last_ms = self._last_ms, ms
+        if last is None:
+            return
+        step = ms - last
+        if step <= 0:
+            self._last_ms = last
+            raise DataError(f"candle open time {ms} is not after the previous one {last}")
+        ims = self._ims if self._ims is not None else self._min_step
+        self._min_step = step if self._min_step is None else min(self._min_step, step)
+        if not ims or step <= ims:
+            return
+        if self.gaps == "drop":
+            self._state[0] = self._state[1] = 0
+            return
+        if self._last_close is None:
+            raise InputError("gaps='fill' needs the previous close to fill a gap; give a close value")
+        flat = np.array([0.0 if f == "volume" else self._last_close for f in self.features])
+        for _ in range(min(step // ims - 1, self.lookback)):
+            self.push_array(flat)
+
+
+def _times(ms: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(ms, unit="ms", utc=True), name="open_time")
+
+
+def _infer_step(t: np.ndarray) -> int:
+    """The most common step between open times (the smallest on ties); 0 with fewer than 2."""
+    if t.size < 2:
+        return 0
+    steps, counts = np.unique(np.diff(t), return_counts=True)
+    return int(steps[np.argmax(counts)])
+
+
+def _parse_interval(interval):
+    """-> (value kept in to_dict, ms or None)."""
+    if interval is None:
+        return None, None
+    if isinstance(interval, (int, np.integer)) and not isinstance(interval, bool):
+        if str(int(interval)) in INTERVALS:
+            code = str(int(interval))
+            return code, interval_ms(code)
+        if interval >= 60_000:
+            return int(interval), int(interval)
+        raise ConfigError(f"invalid interval {interval!r}; give a Bybit code (60), an alias (1h) or ms (>= 60000)")
+    code = normalize_interval(interval)
+    return code, interval_ms(code)
