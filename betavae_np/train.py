@@ -1,0 +1,362 @@
+"""Training: :func:`fit` (minibatches, per-step beta schedule, Adam, NaN guard, early stopping).
+
+The loop gathers each minibatch into one reused buffer, draws the reparameterisation noise from
+the caller's generator into another, and calls the model's allocation-free fast path
+(``forward_train`` / ``backward_train``) and one optimiser kernel per step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from .exceptions import ConfigError, InputError, TrainingError
+from .nn.adam import Adam
+from .schedules import Constant, Schedule
+
+__all__ = ["fit", "History", "BatchInfo", "EpochInfo", "VALIDATION_SEED"]
+
+#: Seed of the fixed noise used for every validation pass (so epochs are comparable).
+VALIDATION_SEED = 0x5EED_BE7A
+
+
+@dataclass
+class History:
+    """What :func:`fit` did, one entry per completed epoch (JSON-able via :meth:`to_dict`).
+
+    Attributes
+    ----------
+    train_total, train_recon, train_kl : list of float
+        Sample-weighted means over the epoch's training batches (objective, recon, KL).
+    val_total, val_recon, val_kl : list of float or None
+        The same on the validation set after each epoch; ``None`` without validation.
+    beta : list of float
+        Schedule value at the last step of each epoch (``gamma`` for Capacity).
+    kl_per_dim : list of list of float
+        (epochs, n_latent) mean KL of each latent dimension over the epoch's training batches.
+    steps : list of int
+        Optimisation steps completed by the end of each epoch (cumulative).
+    seconds : list of float
+        Wall time of each epoch, validation included.
+    stopped_early : bool
+        True when early stopping ended training before ``epochs``.
+    best_epoch : int or None
+        0-based epoch with the lowest validation objective (``None`` without validation); with
+        ``early_stopping`` the model holds that epoch's parameters.
+    """
+
+    train_total: list = field(default_factory=list)
+    train_recon: list = field(default_factory=list)
+    train_kl: list = field(default_factory=list)
+    val_total: list | None = None
+    val_recon: list | None = None
+    val_kl: list | None = None
+    beta: list = field(default_factory=list)
+    kl_per_dim: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    stopped_early: bool = False
+    best_epoch: int | None = None
+
+    @property
+    def epochs(self) -> int:
+        """Number of completed epochs."""
+        return len(self.train_total)
+
+    def to_dict(self) -> dict:
+        """A JSON-able dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        """Inverse of :meth:`to_dict` (ConfigError on unknown keys)."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(d, dict) or set(d) - names:
+            raise ConfigError(f"not a History dict: unknown keys {sorted(set(d) - names)}.")
+        return cls(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    """Passed to ``on_batch`` after every optimisation step (``step`` is its 0-based index)."""
+
+    epoch: int         # 0-based epoch
+    epochs: int        # epochs requested
+    step: int          # 0-based index of the step just taken (schedule evaluated here)
+    total_steps: int   # epochs * steps per epoch
+    loss: float        # batch objective (recon + beta*kl, or the capacity objective)
+    recon: float       # batch-mean reconstruction error
+    kl: float          # batch-mean KL
+    beta: float        # schedule value at this step
+
+
+@dataclass(frozen=True, slots=True)
+class EpochInfo:
+    """Passed to ``on_epoch`` after every epoch (training means, validation, per-dim KL)."""
+
+    epoch: int
+    epochs: int
+    step: int                  # 0-based index of the epoch's last step
+    total_steps: int
+    loss: float
+    recon: float
+    kl: float
+    beta: float
+    val_loss: float | None
+    val_recon: float | None
+    val_kl: float | None
+    kl_per_dim: tuple          # (n_latent,) epoch-mean KL per latent dimension
+    seconds: float
+
+
+def _count(name: str, value, lo: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}.")
+    return int(value)
+
+
+def _source(X, n_input: int, dtype: np.dtype, what: str):
+    """Return (array_or_source, n, is_array); arrays are checked and cast to the model dtype once."""
+    if not isinstance(X, np.ndarray) and hasattr(X, "gather") and hasattr(X, "shape"):
+        shape = tuple(X.shape)
+        if len(shape) != 2 or shape[1] != n_input:
+            raise InputError(f"the {what} window source has shape {shape}, the model expects "
+                             f"(n, {n_input}).")
+        if shape[0] < 1:
+            raise InputError(f"the {what} window source is empty.")
+        return X, int(shape[0]), False
+    try:
+        X = np.asarray(X)
+    except (TypeError, ValueError):
+        raise InputError(f"the {what} data must be a 2-D array or a window source.") from None
+    if X.dtype.kind not in "biuf":
+        raise InputError(f"the {what} data has dtype {X.dtype}; numbers are needed.")
+    if X.ndim != 2 or X.shape[1] != n_input:
+        raise InputError(f"the {what} data has shape {X.shape}, the model expects (n, {n_input}).")
+    if X.shape[0] < 1:
+        raise InputError(f"the {what} data is empty.")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.isfinite(X).all():
+        raise InputError(f"the {what} data contains NaN or infinite values (after casting to "
+                         f"{dtype.name}).")
+    return X, X.shape[0], True
+
+
+def _evaluate(model, ws, src, is_array: bool, n: int, eps: np.ndarray, xbuf: np.ndarray):
+    """Mean recon and KL over a whole data set in workspace-sized chunks with the fixed ``eps``."""
+    cap = xbuf.shape[0]
+    recon = kl = 0.0
+    for lo in range(0, n, cap):
+        hi = min(lo + cap, n)
+        if is_array:
+            xb = src[lo:hi]
+        else:
+            xb = xbuf[:hi - lo]
+            src.gather(np.arange(lo, hi, dtype=np.int64), xb)
+        r, k = model.forward_train(ws, xb, eps[lo:hi])
+        recon += r * (hi - lo)
+        kl += k * (hi - lo)
+    return recon / n, kl / n
+
+
+def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, schedule: Schedule | None = None,
+        rng=0, validation=None, on_batch=None, on_epoch=None, early_stopping: int | None = None) -> History:
+    """Train ``model`` in place by minibatch Adam on ``recon + beta(step) * KL``.
+
+    Parameters
+    ----------
+    model : BetaVAE
+        Trained in place (its flat ``params``).
+    X : ndarray (n, n_input) or window source
+        Training windows, or an object with ``.shape == (n, n_input)`` and ``.gather(rows, out)``
+        writing the windows ``rows`` (int64 (B,)) into ``out`` ((B, n_input), model dtype).
+        Arrays are cast to the model dtype once and checked for NaN/inf up front; window
+        sources are trusted.
+    epochs : int
+        Passes over the data, >= 1.
+    batch_size : int
+        Windows per step, 1 <= batch_size <= n. The last, smaller batch of an epoch is used.
+    optimizer : Adam, optional
+        Anything with ``step(params, grads) -> grad_norm``; default ``Adam(lr=1e-3)``.
+    schedule : Schedule, optional
+        Beta schedule, evaluated per optimisation step; default ``Constant(1.0)``.
+    rng : int, numpy.random.Generator or None
+        Source of the per-epoch shuffles and the per-step noise ``eps ~ N(0, 1)``. Same seed,
+        same data, same model => bit-identical parameters.
+    validation : ndarray (m, n_input) or window source, optional
+        Evaluated after every epoch with fixed noise (drawn once from
+        ``default_rng(VALIDATION_SEED)``), so values are comparable across epochs and runs.
+    on_batch, on_epoch : callable, optional
+        Called with a :class:`BatchInfo` after each step / an :class:`EpochInfo` after each epoch.
+    early_stopping : int, optional
+        Patience in epochs: stop when the validation objective has not improved for this many
+        epochs, and restore the parameters of the best epoch (needs ``validation``).
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    ConfigError
+        Bad epochs, batch_size (e.g. larger than the data) or early_stopping.
+    InputError
+        Wrong width, empty or non-finite data.
+    TrainingError
+        The loss or gradient norm became non-finite; the parameters (and optimiser state) of the
+        end of the last good epoch, or the initial ones, are restored first.
+
+    Notes
+    -----
+    Per step ``s`` of ``T = epochs * ceil(n / batch_size)``: gather the batch, draw
+    ``eps ~ N(0, I)`` (model dtype), ``recon, kl = forward``, ``w = schedule.kl_weight(s, T, kl)``,
+    backward of ``mean(recon) + w * mean(kl)``, one Adam step. ``KeyboardInterrupt`` re-raises
+    with the model at its last finite parameters.
+    """
+    cfg = model.config
+    dtype = np.dtype(model.dtype)
+    epochs = _count("epochs", epochs)
+    batch_size = _count("batch_size", batch_size)
+    if early_stopping is not None:
+        early_stopping = _count("early_stopping (patience)", early_stopping)
+        if validation is None:
+            raise ConfigError("early_stopping needs a validation set; pass validation=...")
+    src, n, is_array = _source(X, cfg.n_input, dtype, "training")
+    if batch_size > n:
+        raise ConfigError(f"batch size {batch_size} is larger than the {n} training windows.")
+    if validation is not None:
+        vsrc, n_val, v_array = _source(validation, cfg.n_input, dtype, "validation")
+        val_eps = np.random.default_rng(VALIDATION_SEED).standard_normal(
+            (n_val, cfg.n_latent), dtype=dtype)
+    optimizer = Adam() if optimizer is None else optimizer
+    schedule = Constant(1.0) if schedule is None else schedule
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+    ws = model.workspace(batch_size)
+    params, grads = model.params, model.grads
+    xbuf = np.empty((batch_size, cfg.n_input), dtype=dtype)       # (B, n_input) gathered batch
+    ebuf = np.empty((batch_size, cfg.n_latent), dtype=dtype)      # (B, n_latent) noise
+    perm = np.arange(n, dtype=np.int64)
+    per_epoch = -(-n // batch_size)
+    total = epochs * per_epoch
+    kl_acc = np.zeros(cfg.n_latent)
+    good = params.copy()                                          # last good parameters
+    has_state = hasattr(optimizer, "state_dict") and hasattr(optimizer, "load_state_dict")
+    good_opt = optimizer.state_dict() if has_state else None
+    best = (math.inf, None)
+    wait = 0
+    hist = History()
+    if validation is not None:
+        hist.val_total, hist.val_recon, hist.val_kl = [], [], []
+    take = np.take
+    normal = rng.standard_normal
+    forward, backward, opt_step = model.forward_train, model.backward_train, optimizer.step
+    kl_weight = schedule.kl_weight
+    isfinite = math.isfinite
+
+    def diverged(epoch: int, step: int, what: str) -> TrainingError:
+        params[:] = good
+        if has_state:
+            optimizer.load_state_dict(good_opt)
+        where = f"the end of epoch {epoch}" if epoch > 0 else "the start"
+        return TrainingError(
+            f"training diverged at epoch {epoch + 1}/{epochs}, step {step + 1}/{total} (non-finite "
+            f"{what}); the parameters from {where} were restored - lower the learning rate or "
+            "beta, or set Adam(clip_norm=...).")
+
+    step = 0
+    errstate = np.errstate(over="ignore", invalid="ignore")   # divergence is detected, not warned
+    errstate.__enter__()
+    try:
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            rng.shuffle(perm)
+            s_total = s_recon = s_kl = 0.0
+            kl_acc[:] = 0.0
+            for lo in range(0, n, batch_size):
+                hi = lo + batch_size
+                if hi > n:
+                    hi = n
+                nb = hi - lo
+                rows = perm[lo:hi]
+                xb = xbuf if nb == batch_size else xbuf[:nb]
+                eb = ebuf if nb == batch_size else ebuf[:nb]
+                if is_array:
+                    take(src, rows, axis=0, out=xb, mode="clip")
+                else:
+                    src.gather(rows, xb)
+                normal(dtype=dtype, out=eb)
+                recon, kl = forward(ws, xb, eb)
+                if not (isfinite(recon) and isfinite(kl)):
+                    raise diverged(epoch, step, "loss")
+                backward(ws, kl_weight(step, total, kl))
+                gnorm = opt_step(params, grads)
+                if gnorm is not None and not isfinite(gnorm):
+                    raise diverged(epoch, step, "gradient norm")
+                loss = schedule.objective(recon, kl, step, total)
+                s_total += loss * nb
+                s_recon += recon * nb
+                s_kl += kl * nb
+                if nb == batch_size:
+                    kl_acc += ws.kl_per_dim
+                else:
+                    kl_acc += ws.kl_per_dim * (nb / batch_size)
+                if on_batch is not None:
+                    on_batch(BatchInfo(epoch, epochs, step, total, loss, recon, kl,
+                                       schedule(step, total)))
+                step += 1
+            last = step - 1
+            if not np.isfinite(params).all():
+                raise diverged(epoch, last, "parameters")
+            kl_dim = (kl_acc * (batch_size / n)).tolist()
+            beta = float(schedule(last, total))
+            hist.train_total.append(s_total / n)
+            hist.train_recon.append(s_recon / n)
+            hist.train_kl.append(s_kl / n)
+            hist.beta.append(beta)
+            hist.kl_per_dim.append(kl_dim)
+            hist.steps.append(step)
+            v_total = v_recon = v_kl = None
+            if validation is not None:
+                v_recon, v_kl = _evaluate(model, ws, vsrc, v_array, n_val, val_eps, xbuf)
+                v_total = float(schedule.objective(v_recon, v_kl, last, total))
+                if not isfinite(v_total):
+                    raise diverged(epoch, last, "validation loss")
+                hist.val_total.append(v_total)
+                hist.val_recon.append(v_recon)
+                hist.val_kl.append(v_kl)
+            good[:] = params
+            if has_state:
+                good_opt = optimizer.state_dict()
+            stop = False
+            if validation is not None:
+                if v_total < best[0]:
+                    best = (v_total, epoch)
+                    hist.best_epoch = epoch
+                    if early_stopping is not None:
+                        best_params = params.copy()
+                    wait = 0
+                else:
+                    wait += 1
+                    stop = early_stopping is not None and wait >= early_stopping
+            seconds = time.perf_counter() - t0
+            hist.seconds.append(seconds)
+            if on_epoch is not None:
+                on_epoch(EpochInfo(epoch, epochs, last, total, hist.train_total[-1],
+                                   hist.train_recon[-1], hist.train_kl[-1], beta, v_total, v_recon,
+                                   v_kl, tuple(kl_dim), seconds))
+            if stop:
+                hist.stopped_early = True
+                break
+    except KeyboardInterrupt:
+        if not np.isfinite(params).all():
+            params[:] = good
+        raise
+    finally:
+        errstate.__exit__(None, None, None)
+    if early_stopping is not None and hist.best_epoch is not None:
+        params[:] = best_params
+    return hist
