@@ -1,0 +1,84 @@
+"""Parsing Bybit v5 kline replies: the JSON envelope, then the rows in one NumPy conversion."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+__all__ = ["MalformedReply", "decode_envelope", "kline_arrays", "COLUMNS"]
+
+#: Value columns of a Bybit kline row after ``startTime``. For ``inverse`` contracts ``volume`` is
+#: counted in contracts (USD) and ``turnover`` in the base coin (BTC); for spot/linear ``volume``
+#: is in the base coin and ``turnover`` in the quote coin.
+COLUMNS = ("open", "high", "low", "close", "volume", "turnover")
+
+
+class MalformedReply(ValueError):
+    """The body is not a Bybit envelope (truncated JSON, HTML, wrong shape): worth a retry."""
+
+
+def decode_envelope(body: bytes | str) -> dict:
+    """Decode a reply body into its envelope ``{"retCode", "retMsg", "result", ...}``.
+
+    Raises
+    ------
+    MalformedReply
+        Not JSON, not an object, or no integer ``retCode``.
+    """
+    try:
+        env = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedReply(f"reply is not JSON ({exc.__class__.__name__}: {str(exc)[:80]})") from None
+    if not isinstance(env, dict) or not isinstance(env.get("retCode"), int):
+        raise MalformedReply("reply is JSON but not a Bybit envelope (no integer retCode)")
+    return env
+
+
+def kline_arrays(env: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Candles of a successful (``retCode`` 0) kline envelope, newest first as Bybit sends them.
+
+    Parameters
+    ----------
+    env : dict
+        Decoded envelope whose ``result.list`` is a list of
+        ``[startTime, open, high, low, close, volume, turnover]`` strings.
+
+    Returns
+    -------
+    open_time_ms : ndarray of int64, shape (n,)
+    values : ndarray of float64, shape (n, 6)
+        Columns :data:`COLUMNS`; ``turnover`` is NaN when rows carry only six fields.
+
+    Raises
+    ------
+    MalformedReply
+        Missing ``list``, ragged or non-numeric rows, non-finite prices.
+
+    Notes
+    -----
+    The whole list goes through one ``np.array`` call (a fixed-width string array) and two
+    ``astype`` conversions; no per-row Python, about 1 ms per 1000-candle page.
+    """
+    result = env.get("result")
+    rows = result.get("list") if isinstance(result, dict) else None
+    if not isinstance(rows, list):
+        raise MalformedReply("kline reply has no result.list")
+    if not rows:
+        return np.empty(0, np.int64), np.empty((0, 6), np.float64)
+    try:
+        arr = np.array(rows)
+        if arr.ndim != 2 or arr.shape[1] not in (6, 7):
+            raise ValueError(f"rows of shape {arr.shape}")
+        if arr.dtype.kind in "US":
+            t = arr[:, 0].astype(np.int64)
+        else:
+            t = arr[:, 0].astype(np.float64).astype(np.int64)
+        vals = arr[:, 1:].astype(np.float64)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise MalformedReply(f"kline rows are not [time, o, h, l, c, volume, turnover] ({exc})") from None
+    if vals.shape[1] == 5:
+        vals = np.concatenate([vals, np.full((vals.shape[0], 1), np.nan)], axis=1)
+    if not np.isfinite(vals[:, :5]).all():
+        raise MalformedReply("kline rows hold non-finite prices or volumes")
+    return t, vals

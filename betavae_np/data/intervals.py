@@ -1,0 +1,197 @@
+"""Bybit kline intervals, symbols, categories and time bounds: parsing and candle-grid arithmetic.
+
+Bybit v5 interval codes are ``1 3 5 15 30 60 120 240 360 720`` (minutes), ``D``, ``W`` and ``M``.
+Aliases such as ``"1h"`` or ``"1d"`` map to them. Case matters only where it must: ``"1m"`` is one
+minute and ``"1M"`` one month; every other alias is case-insensitive.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import ConfigError
+
+__all__ = ["INTERVALS", "CATEGORIES", "normalize_interval", "interval_ms", "normalize_symbol",
+           "normalize_category", "to_ms", "ms_to_iso", "floor_open", "ceil_open", "next_open",
+           "last_closed_open", "count_candles"]
+
+#: Every interval code Bybit v5 accepts, shortest first.
+INTERVALS = ("1", "3", "5", "15", "30", "60", "120", "240", "360", "720", "D", "W", "M")
+#: Market categories served by ``/v5/market/kline``.
+CATEGORIES = ("spot", "linear", "inverse")
+
+_MINUTE = 60_000
+_DAY = 86_400_000
+#: Weekly candles open on Monday 00:00 UTC; the epoch (1970-01-01) was a Thursday.
+_WEEK_OFFSET = 4 * _DAY
+
+_ALIASES = {
+    "1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30",
+    "1h": "60", "2h": "120", "4h": "240", "6h": "360", "12h": "720",
+    "60m": "60", "120m": "120", "240m": "240", "360m": "360", "720m": "720",
+    "1d": "D", "d": "D", "1w": "W", "w": "W", "1mo": "M", "1mon": "M", "mo": "M",
+}
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
+
+
+def normalize_interval(interval: str | int) -> str:
+    """Return Bybit's code for an interval given as a code or an alias.
+
+    Parameters
+    ----------
+    interval : str or int
+        A Bybit code (``"60"``, ``60``, ``"D"``) or an alias (``"1h"``, ``"4h"``, ``"1d"``,
+        ``"1w"``, ``"1M"``). ``"1m"`` is one minute, ``"1M"`` one month.
+
+    Returns
+    -------
+    str
+        One of :data:`INTERVALS`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown interval.
+    """
+    if isinstance(interval, bool) or not isinstance(interval, (str, int, np.integer)):
+        raise ConfigError(f"invalid interval {interval!r}; use one of {' '.join(INTERVALS)} or 1m 1h 4h 1d 1w 1M")
+    text = str(interval).strip()
+    if text in INTERVALS:
+        return text
+    if text in ("1M", "M"):
+        return "M"
+    low = text.lower()
+    if low in ("d", "w"):
+        return low.upper()
+    if low in _ALIASES:
+        return _ALIASES[low]
+    raise ConfigError(f"invalid interval {interval!r}; use one of {' '.join(INTERVALS)} or 1m 1h 4h 1d 1w 1M")
+
+
+def interval_ms(interval: str | int) -> int:
+    """Length of one candle in ms (``0`` for ``"M"``: months have no fixed length)."""
+    code = normalize_interval(interval)
+    if code == "D":
+        return _DAY
+    if code == "W":
+        return 7 * _DAY
+    if code == "M":
+        return 0
+    return int(code) * _MINUTE
+
+
+def normalize_symbol(symbol: str) -> str:
+    """Upper-case a symbol and check it is 2-30 letters/digits (``"btcusdt"`` -> ``"BTCUSDT"``).
+
+    Raises
+    ------
+    ConfigError
+        Not a string, or characters other than A-Z and 0-9.
+    """
+    if not isinstance(symbol, str) or not _SYMBOL.match(symbol.strip().upper()):
+        raise ConfigError(f"invalid symbol {symbol!r}; use Bybit's name in letters and digits, e.g. BTCUSDT")
+    return symbol.strip().upper()
+
+
+def normalize_category(category: str) -> str:
+    """Check a market category (``spot``, ``linear`` or ``inverse``, case-insensitive)."""
+    cat = str(category).strip().lower()
+    if cat not in CATEGORIES:
+        raise ConfigError(f"invalid category {category!r}; use one of {', '.join(CATEGORIES)}")
+    return cat
+
+
+def to_ms(when, what: str = "time") -> int:
+    """Convert a time to integer ms since the epoch (UTC).
+
+    Parameters
+    ----------
+    when : int, datetime.datetime, datetime.date, str, numpy.datetime64 or pandas.Timestamp
+        Integers are ms since the epoch. Naive datetimes and strings without a zone are UTC.
+    what : str
+        How to name the value in the error message.
+
+    Raises
+    ------
+    ConfigError
+        Unparseable or negative.
+    """
+    if isinstance(when, bool):
+        raise ConfigError(f"invalid {what} {when!r}; give a date, an ISO string or ms since the epoch")
+    if isinstance(when, (int, np.integer)):
+        ms = int(when)
+    elif isinstance(when, float) and np.isfinite(when):
+        ms = int(when)
+    else:
+        try:
+            if isinstance(when, _dt.date) and not isinstance(when, _dt.datetime):
+                when = _dt.datetime(when.year, when.month, when.day)
+            ts = pd.Timestamp(when)
+        except (ValueError, TypeError, OverflowError):
+            raise ConfigError(f"invalid {what} {when!r}; give a date, an ISO string or ms since the epoch") from None
+        if ts is pd.NaT or pd.isna(ts):
+            raise ConfigError(f"invalid {what} {when!r}; give a date, an ISO string or ms since the epoch")
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        ms = int(ts.as_unit("ms").value)
+    if ms < 0:
+        raise ConfigError(f"invalid {what} {when!r}: before 1970")
+    return ms
+
+
+def ms_to_iso(ms: int) -> str:
+    """ISO 8601 text of a ms timestamp (UTC)."""
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").isoformat()
+
+
+def _month_start(ms: int, months_ahead: int = 0) -> int:
+    ts = pd.Timestamp(int(ms), unit="ms", tz="UTC")
+    y, m = ts.year, ts.month - 1 + months_ahead
+    y, m = y + m // 12, m % 12 + 1
+    return int(pd.Timestamp(year=y, month=m, day=1, tz="UTC").as_unit("ms").value)
+
+
+def floor_open(ms: int, interval: str) -> int:
+    """Open time of the candle that contains ``ms`` (candles lie on Bybit's grid)."""
+    code = normalize_interval(interval)
+    if code == "M":
+        return _month_start(ms)
+    step = interval_ms(code)
+    off = _WEEK_OFFSET if code == "W" else 0
+    return (int(ms) - off) // step * step + off
+
+
+def ceil_open(ms: int, interval: str) -> int:
+    """Smallest candle open time ``>= ms``."""
+    lo = floor_open(ms, interval)
+    return lo if lo == int(ms) else next_open(lo, interval)
+
+
+def next_open(open_ms: int, interval: str) -> int:
+    """Open time of the candle after the one opening at ``open_ms`` (= its close time)."""
+    code = normalize_interval(interval)
+    if code == "M":
+        return _month_start(open_ms, 1)
+    return int(open_ms) + interval_ms(code)
+
+
+def last_closed_open(now_ms: int, interval: str) -> int:
+    """Largest time ``t`` such that every candle opening at or before ``t`` is closed at ``now_ms``."""
+    return floor_open(now_ms, interval) - 1
+
+
+def count_candles(start_ms: int, end_ms: int, interval: str) -> int:
+    """Number of grid candles whose open time lies in ``[start_ms, end_ms]`` (months estimated)."""
+    if end_ms < start_ms:
+        return 0
+    code = normalize_interval(interval)
+    first = ceil_open(start_ms, code)
+    if first > end_ms:
+        return 0
+    if code == "M":
+        a, b = pd.Timestamp(first, unit="ms"), pd.Timestamp(end_ms, unit="ms")
+        return (b.year - a.year) * 12 + b.month - a.month + 1
+    return (int(end_ms) - first) // interval_ms(code) + 1
