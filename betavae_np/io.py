@@ -1,0 +1,226 @@
+"""Model files: one ``.npz`` holding a JSON header and the flat parameter buffer; never pickle.
+
+Layout of a file (``np.savez``, two arrays)::
+
+    header  uint8 (k,)   UTF-8 JSON: {"format": "betavae-np", "format_version": 1,
+                         "package_version", "config": VAEConfig.to_dict(),
+                         "parameters": [[name, shape], ...], "dtype", "metadata"}
+    params  dtype (P,)   model.params, the one flat buffer
+
+Writes are atomic: the file is written to a temporary sibling and moved over the target with
+``os.replace``, so a failure (or Ctrl-C) leaves any previous file untouched. The exact path given
+is used (no ``.npz`` is appended, unlike ``np.savez`` on a file name).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .exceptions import ConfigError, InputError, ModelFileError
+
+__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "jsonable"]
+
+#: The ``format`` tag in every header.
+FORMAT = "betavae-np"
+#: The newest header layout this version writes and reads.
+FORMAT_VERSION = 1
+
+
+def jsonable(value: Any, where: str = "metadata") -> Any:
+    """Return ``value`` with NumPy scalars/arrays and tuples turned into plain JSON types.
+
+    Parameters
+    ----------
+    value : Any
+        Nested dicts (string keys), lists, tuples, str, int, float, bool, None, NumPy scalars
+        and arrays.
+    where : str
+        Name used in the error message (``metadata['train']['loss']``).
+
+    Raises
+    ------
+    InputError
+        For any other type (one sentence naming where it was found).
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, np.generic):
+        return jsonable(value.item(), where)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise InputError(f"{where} is an array of dtype {value.dtype}, which a model file "
+                             "cannot hold; use numbers or strings.")
+        return value.tolist()
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InputError(f"{where} has the non-string key {k!r}; JSON keys must be strings.")
+            out[k] = jsonable(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise InputError(f"{where} is a {type(value).__name__}, which is not JSON-serialisable; "
+                     "store numbers, strings, lists or dicts.")
+
+
+def _header(model) -> bytes:
+    params = model.named_parameters()
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "config": model.config.to_dict(),
+        "parameters": [[name, list(a.shape)] for name, a in params.items()],
+        "dtype": np.dtype(model.dtype).name,
+        "metadata": jsonable(getattr(model, "metadata", None) or {}),
+    }
+    return json.dumps(header, sort_keys=False).encode("utf-8")
+
+
+def save(model, path: str | os.PathLike) -> Path:
+    """Write ``model`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    model : BetaVAE
+        The model; its config, flat parameters and ``metadata`` (JSON-able) are stored.
+    path : str or PathLike
+        Destination, used exactly as given (conventionally ending in ``.npz``). Its directory
+        must exist.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    InputError
+        When ``model.metadata`` holds something JSON cannot represent (nothing is written).
+    ModelFileError
+        When the file cannot be written (the previous file, if any, is left intact).
+    """
+    path = Path(path)
+    header = np.frombuffer(_header(model), dtype=np.uint8)
+    params = np.ascontiguousarray(model.params)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ModelFileError(f"cannot write model file {str(path)!r}: {exc.strerror or exc}.") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, header=header, params=params)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ModelFileError(f"cannot write model file {str(path)!r}: {exc.strerror or exc}.") from None
+        raise
+    return path
+
+
+def _read(path: Path) -> tuple[dict, np.ndarray]:
+    name = str(path)
+    if not path.exists():
+        raise ModelFileError(f"model file {name!r} does not exist.")
+    if path.is_dir():
+        raise ModelFileError(f"model file {name!r} is a directory, not a file.")
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ModelFileError(f"{name!r} is not a betavae-np model file (a bare .npy array, not "
+                                 "an .npz archive).")
+        with z:
+            if "header" not in z.files or "params" not in z.files:
+                raise ModelFileError(f"{name!r} is not a betavae-np model file (no header/params "
+                                     "arrays); was it written by bv.save?")
+            raw = z["header"]
+            params = z["params"]
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"model file {name!r} is truncated or not a betavae-np .npz file "
+                             f"({type(exc).__name__}).") from None
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(f"{name!r} is not a betavae-np model file (header is not JSON bytes).")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(f"model file {name!r} has a corrupt header (not valid JSON).") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{name!r} is not a betavae-np model file (format tag missing).")
+    version = header.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"model file {name!r} has an invalid format_version {version!r}.")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"model file {name!r} uses format version {version}, newer than this "
+                             f"betavae-np ({__version__}) reads ({FORMAT_VERSION}); upgrade betavae-np.")
+    return header, params
+
+
+def load(path: str | os.PathLike):
+    """Read a model written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``.npz`` file.
+
+    Returns
+    -------
+    BetaVAE
+        A model with the stored config, parameters (bit-exact) and ``metadata``.
+
+    Raises
+    ------
+    ModelFileError
+        One sentence naming the file and the problem: missing, truncated, not a zip, foreign
+        (no betavae-np header), newer format version, invalid config, parameter names/shapes or
+        count that do not match the config, dtype mismatch, or non-finite parameters.
+    """
+    from .nn.model import BetaVAE, VAEConfig
+
+    path = Path(path)
+    name = str(path)
+    header, params = _read(path)
+    try:
+        cfg = VAEConfig.from_dict(header["config"])
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"model file {name!r} has an invalid config: {exc}") from None
+    if header.get("dtype") != cfg.dtype or params.dtype != np.dtype(cfg.dtype):
+        raise ModelFileError(f"model file {name!r} stores {params.dtype} parameters but its config "
+                             f"says {cfg.dtype}.")
+    model = BetaVAE(cfg, rng=0)
+    expected = [[k, list(v.shape)] for k, v in model.named_parameters().items()]
+    if header.get("parameters") != expected:
+        raise ModelFileError(f"model file {name!r} lists parameters that do not match its config "
+                             f"({cfg.n_input}-{'-'.join(map(str, cfg.hidden))}-{cfg.n_latent}).")
+    if params.ndim != 1 or params.size != model.params.size:
+        raise ModelFileError(f"model file {name!r} holds {params.size} parameters, its config needs "
+                             f"{model.params.size}.")
+    if not np.isfinite(params).all():
+        raise ModelFileError(f"model file {name!r} contains non-finite parameters (NaN or inf).")
+    model.params[:] = params
+    metadata = header.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"model file {name!r} has metadata that is not a JSON object.")
+    model.metadata = metadata
+    return model
+
