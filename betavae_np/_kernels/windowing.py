@@ -27,18 +27,25 @@ from ..config import JIT_EXACT
 
 
 @njit(**JIT_EXACT)
-def _scale_value(x, lo, inv, mode):
-    """Scale one value: mode 0 rolling min-max, 1 degenerate (0.5), 2 raw (norm="none")."""
-    if mode == 2:
-        return x
-    if mode == 1:
-        return 0.5
-    v = (x - lo) * inv
-    if v < 0.0:
-        v = 0.0
-    elif v > 1.0:
-        v = 1.0
-    return v
+def _scale_params(lo, hi, none):
+    """(shift, mul, add, cmin, cmax) of one scale group so that v = clip((x - shift)*mul + add).
+
+    Rolling (hi > lo): shift lo, mul 1/(hi - lo), add 0, clip to [0, 1]. Degenerate (hi == lo):
+    mul 0, add 0.5 (x finite, so v = 0.5 exactly). ``none``: identity, no clipping.
+    """
+    if none:
+        return 0.0, 1.0, 0.0, -np.inf, np.inf
+    d = hi - lo
+    if d > 0.0:
+        return lo, 1.0 / d, 0.0, 0.0, 1.0
+    return 0.0, 0.0, 0.5, 0.0, 1.0
+
+
+@njit(**JIT_EXACT)
+def _scale_value(x, shift, mul, add, cmin, cmax):
+    """The one scaling formula every path uses (bit-identical batch and streaming)."""
+    v = (x - shift) * mul + add
+    return min(max(v, cmin), cmax)
 
 
 @njit(**JIT_EXACT)
@@ -116,29 +123,17 @@ def gather_windows(out, raw, lo, hi, group, ends, rows, window, none):
     """out (r, window*F) <- scaled windows ``rows`` (indices into ends/lo/hi), float32-rounded.
 
     ``out`` may be float32 or float64; float64 receives the float32-rounded values exactly.
+    Rows are written in order; inside a row, feature by feature (the row stays in L1).
     """
     F = raw.shape[1]
-    G = lo.shape[1]
-    inv = np.empty(G)
-    mode = np.empty(G, dtype=np.int64)
     for r in range(rows.shape[0]):
         w = rows[r]
-        for g in range(G):
-            d = hi[w, g] - lo[w, g]
-            if none:
-                mode[g] = 2
-                inv[g] = 1.0
-            elif d > 0.0:
-                mode[g] = 0
-                inv[g] = 1.0 / d
-            else:
-                mode[g] = 1
-                inv[g] = 0.0
         t0 = ends[w] - window + 1
-        for k in range(window):
-            for f in range(F):
-                g = group[f]
-                v = _scale_value(raw[t0 + k, f], lo[w, g], inv[g], mode[g])
+        for f in range(F):
+            g = group[f]
+            shift, mul, add, cmin, cmax = _scale_params(lo[w, g], hi[w, g], none)
+            for k in range(window):
+                v = _scale_value(raw[t0 + k, f], shift, mul, add, cmin, cmax)
                 out[r, k * F + f] = np.float32(v)
 
 
@@ -206,12 +201,8 @@ def push_candle(out, ring, values, state, group):
                     lo1 = x
                 if x > hi1:
                     hi1 = x
-    d0 = hi0 - lo0
-    d1 = hi1 - lo1
-    m0 = 2 if none != 0 else (0 if d0 > 0.0 else 1)
-    m1 = 2 if none != 0 else (0 if d1 > 0.0 else 1)
-    i0 = 1.0 / d0 if m0 == 0 else 0.0
-    i1 = 1.0 / d1 if m1 == 0 else 0.0
+    a0, b0, c0, d0, e0 = _scale_params(lo0, hi0, none != 0)
+    a1, b1, c1, d1, e1 = _scale_params(lo1, hi1, none != 0)
     start = pos - window
     if start < 0:
         start += L
@@ -221,8 +212,8 @@ def push_candle(out, ring, values, state, group):
             i -= L
         for f in range(F):
             if group[f] == 0:
-                v = _scale_value(ring[i, f], lo0, i0, m0)
+                v = _scale_value(ring[i, f], a0, b0, c0, d0, e0)
             else:
-                v = _scale_value(ring[i, f], lo1, i1, m1)
+                v = _scale_value(ring[i, f], a1, b1, c1, d1, e1)
             out[k * F + f] = np.float32(v)
     return True

@@ -325,7 +325,7 @@ class Windower:
         filled = np.zeros(t.size, dtype=bool)
         if self.gaps == "fill" and ims > 0 and t.size > 1 and (np.diff(t) > ims).any():
             t, src, filled = self._fill(t, src, df["close"].to_numpy(dtype=np.float64), ims)
-        raw = np.empty_like(src)
+        raw = np.empty(src.shape, dtype=np.float64)  # C order: a window is one contiguous slice
         _k.prepare_features(raw, src, self._vol_col, self.log_volume)
         idx = np.arange(t.size, dtype=np.int64)
         brk = np.ones(t.size, dtype=bool)
