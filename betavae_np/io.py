@@ -143,16 +143,18 @@ def _read(path: Path) -> tuple[dict, np.ndarray]:
     if path.is_dir():
         raise ModelFileError(f"model file {name!r} is a directory, not a file.")
     try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{name!r} is not a betavae-np model file (a bare .npy array, not "
-                                 "an .npz archive).")
-        with z:
-            if "header" not in z.files or "params" not in z.files:
-                raise ModelFileError(f"{name!r} is not a betavae-np model file (no header/params "
-                                     "arrays); was it written by bv.save?")
-            raw = z["header"]
-            params = z["params"]
+        # our own handle: np.load(path) leaks its file when the file is empty (EOFError)
+        with open(path, "rb") as f:
+            z = np.load(f, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ModelFileError(f"{name!r} is not a betavae-np model file (a bare .npy array, "
+                                     "not an .npz archive).")
+            with z:
+                if "header" not in z.files or "params" not in z.files:
+                    raise ModelFileError(f"{name!r} is not a betavae-np model file (no header/params "
+                                         "arrays); was it written by bv.save?")
+                raw = z["header"]
+                params = z["params"]
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, TypeError) as exc:
