@@ -46,3 +46,46 @@ def ref_beta(name, step, total, beta=1.0, warmup=0.2, cycles=4, ratio=0.5):
         last = total - 1
         return beta if last <= w else beta * (step - w) / (last - w)
     raise ValueError(name)
+
+
+# --- windows (DATA-WINDOWS) ----------------------------------------------------------------------
+def ref_windows(values, window, lookback, features, log_volume=True, ends=None, none=False):
+    """Causally normalised windows straight from the definition (loops and np.min over slices).
+
+    values (n, F) raw feature values in ``features`` order; returns (len(ends), window*F) float32,
+    rows for every end t >= lookback-1 (or the given ``ends``).
+    """
+    x = np.array(values, dtype=np.float64)
+    feats = list(features)
+    if "volume" in feats and log_volume:
+        x[:, feats.index("volume")] = np.log1p(x[:, feats.index("volume")])
+    price = [i for i, f in enumerate(feats) if f in ("open", "high", "low", "close")]
+    vol = [i for i, f in enumerate(feats) if f == "volume"]
+    need = window if none else lookback
+    if ends is None:
+        ends = range(need - 1, x.shape[0])
+    rows = []
+    for t in ends:
+        win = x[t - window + 1:t + 1]
+        past = x[max(0, t - lookback + 1):t + 1]
+        row = np.empty_like(win)
+        for cols in (price, vol):
+            if not cols:
+                continue
+            lo, hi = np.min(past[:, cols]), np.max(past[:, cols])
+            if none:
+                row[:, cols] = win[:, cols]
+            elif hi > lo:
+                row[:, cols] = np.clip((win[:, cols] - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
+            else:
+                row[:, cols] = 0.5
+        rows.append(row.reshape(-1))
+    return np.array(rows, dtype=np.float32).reshape(len(rows), window * len(feats))
+
+
+def ref_rolling_minmax(x, lookback):
+    """(min, max) of x[t-lookback+1 .. t] for every t (shorter at the start)."""
+    x = np.asarray(x, dtype=np.float64)
+    lo = np.array([x[max(0, t - lookback + 1):t + 1].min() for t in range(x.size)])
+    hi = np.array([x[max(0, t - lookback + 1):t + 1].max() for t in range(x.size)])
+    return lo, hi
