@@ -1,0 +1,431 @@
+"""The beta-VAE: an MLP encoder to ``(mu, logvar)``, reparameterised sampling, an MLP decoder.
+
+Parameters and gradients live in one flat buffer each (see :mod:`betavae_np.nn.params`); matrix
+products go to BLAS through ``np.matmul(..., out=...)`` and the elementwise work around them runs
+in fused Numba kernels (:mod:`betavae_np._kernels`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._kernels.dense import act_backward_bias, bias_act, col_sum
+from .._kernels.encode import encode_one
+from .._kernels.vae import heads_backward, heads_forward, recon_forward
+from ..exceptions import ConfigError, InputError
+from .checks import as_beta, as_rows, as_vector
+from .config import ACTIVATIONS, VAEConfig
+from .params import init_params, layer_views, make_layout, named_views
+from .workspace import Workspace
+
+__all__ = ["BetaVAE", "VAEConfig", "LossParts", "Workspace"]
+
+_matmul = np.matmul
+
+
+@dataclass(frozen=True)
+class LossParts:
+    """Batch-mean loss terms: ``total = recon + beta * kl``.
+
+    Attributes
+    ----------
+    total, recon, kl : float
+        Means over the batch of the per-sample loss, reconstruction and KL.
+    kl_per_dim : ndarray, shape (n_latent,), float64
+        Mean KL of each latent dimension (sums to ``kl``).
+    """
+
+    total: float
+    recon: float
+    kl: float
+    kl_per_dim: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict."""
+        return {"total": self.total, "recon": self.recon, "kl": self.kl,
+                "kl_per_dim": [float(v) for v in self.kl_per_dim]}
+
+
+class BetaVAE:
+    """A beta-VAE with fully connected encoder and decoder, trained by manual backprop.
+
+    Parameters
+    ----------
+    cfg : VAEConfig
+        Architecture and dtype.
+    rng : int or numpy.random.Generator, default 0
+        Seed or generator for the weight initialisation.
+
+    Attributes
+    ----------
+    config : VAEConfig
+    dtype : numpy.dtype
+    params, grads : ndarray, shape (n_params,)
+        The flat parameter and gradient buffers (write into them, never rebind).
+    metadata : dict
+        JSON-able extra information carried by save/load.
+
+    Notes
+    -----
+    Per sample, with ``s = exp(0.5 logvar)`` and ``eps ~ N(0, I)`` (Kingma & Welling 2014)::
+
+        mu, logvar = enc(x);   z = mu + s * eps;   x_hat = dec(z)
+        recon = sum_i (x_i - x_hat_i)^2
+        kl    = -0.5 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))
+        loss  = recon + beta * kl            (Higgins et al. 2017)
+
+    A minibatch loss is the mean over its rows.
+    """
+
+    def __init__(self, cfg: VAEConfig, rng: int | np.random.Generator | None = 0):
+        if not isinstance(cfg, VAEConfig):
+            raise ConfigError(f"cfg must be a VAEConfig, got {type(cfg).__name__}.")
+        self.config = cfg
+        self.dtype = np.dtype(cfg.dtype)
+        self._act = ACTIVATIONS[cfg.activation]
+        self._layout = lay = make_layout(cfg)
+        self._params = np.zeros(lay.size, self.dtype)
+        self._grads = np.zeros(lay.size, self.dtype)
+        self.metadata: dict[str, Any] = {}
+        layers = (*lay.encoder, lay.heads, *lay.decoder, lay.out)
+        self._n_enc = len(lay.encoder)
+        self._layers = [layer_views(self._params, ly) for ly in layers]   # (W, b) per layer
+        self._glayers = [layer_views(self._grads, ly) for ly in layers]   # (dW, db) per layer
+        self._named = named_views(self._params, lay)
+        self._gnamed = named_views(self._grads, lay)
+        # single-window encode: (W offset, b offset, n_in, n_out) of encoder layers + heads
+        self._enc_table = np.array([[ly.w_off, ly.b_off, ly.n_in, ly.n_out]
+                                    for ly in (*lay.encoder, lay.heads)], np.int64)
+        width = max(ly.n_out for ly in (*lay.encoder, lay.heads))
+        self._scratch = np.zeros(2 * width, self.dtype)
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        init_params(self._params, lay, cfg.activation, rng)
+
+    # ------------------------------------------------------------------ buffers
+    @property
+    def params(self) -> np.ndarray:
+        """The flat parameter buffer, shape (n_params,)."""
+        return self._params
+
+    @property
+    def grads(self) -> np.ndarray:
+        """The flat gradient buffer, shape (n_params,), filled by :meth:`backward_train`."""
+        return self._grads
+
+    @property
+    def n_params(self) -> int:
+        """Number of scalar parameters."""
+        return int(self._params.size)
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """Name -> view into :attr:`params` (``mu.W``/``logvar.W`` are strided views)."""
+        return dict(self._named)
+
+    def named_gradients(self) -> dict[str, np.ndarray]:
+        """Name -> view into :attr:`grads`, same names and shapes as :meth:`named_parameters`."""
+        return dict(self._gnamed)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"BetaVAE(n_input={c.n_input}, hidden={c.hidden}, n_latent={c.n_latent}, "
+                f"activation={c.activation!r}, dtype={c.dtype!r}, n_params={self.n_params})")
+
+    # ------------------------------------------------------------------ inference
+    def _encoder_rows(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_input) -> H (n, 2L) = [mu | logvar]."""
+        h = X
+        for W, b in self._layers[:self._n_enc]:
+            h = _matmul(h, W)
+            bias_act(h, b, self._act)
+        W, b = self._layers[self._n_enc]
+        H = _matmul(h, W)
+        bias_act(H, b, 0)
+        return H
+
+    def encode(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior parameters of windows.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, n_input) or (n_input,)
+            Windows; float arrays of another dtype are cast to the model dtype.
+
+        Returns
+        -------
+        mu, logvar : ndarray, shape (n, n_latent) or (n_latent,)
+            A single window goes through one compiled call (:meth:`encode_into`).
+        """
+        if (type(X) is np.ndarray and X.ndim == 1 and X.dtype == self.dtype
+                and X.flags.c_contiguous and X.shape[0] == self.config.n_input):
+            x = X                              # fast path: the kernel checks finiteness
+        else:
+            X = np.asarray(X)
+            x = as_vector("x", X, self.config.n_input, self.dtype) if X.ndim == 1 else None
+        if x is not None:
+            L = self.config.n_latent
+            mu = np.empty(L, self.dtype)
+            logvar = np.empty(L, self.dtype)
+            self.encode_into(x, mu, logvar)
+            return mu, logvar
+        X = as_rows("X", X, self.config.n_input, self.dtype)
+        H = self._encoder_rows(X)
+        L = self.config.n_latent
+        return np.ascontiguousarray(H[:, :L]), np.ascontiguousarray(H[:, L:])
+
+    def encode_into(self, x: np.ndarray, mu_out: np.ndarray, logvar_out: np.ndarray) -> None:
+        """Encode one window into preallocated outputs (no allocation; live inference path).
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_input,), model dtype, C-contiguous
+        mu_out, logvar_out : ndarray, shape (n_latent,), model dtype
+            Overwritten with the posterior mean and log-variance.
+
+        Raises
+        ------
+        InputError
+            Wrong shape or dtype, or a non-finite value in ``x``.
+        """
+        dt = self.dtype
+        if (type(x) is not np.ndarray or type(mu_out) is not np.ndarray
+                or type(logvar_out) is not np.ndarray
+                or (x.dtype is not dt and x.dtype != dt)
+                or (mu_out.dtype is not dt and mu_out.dtype != dt)
+                or (logvar_out.dtype is not dt and logvar_out.dtype != dt)
+                or x.ndim != 1 or mu_out.ndim != 1 or logvar_out.ndim != 1):
+            self._encode_into_error(x, mu_out, logvar_out)
+        code = encode_one(mu_out, logvar_out, self._scratch, x, self._params, self._enc_table,
+                          self._act)
+        if code:
+            self._encode_into_error(x, mu_out, logvar_out)
+
+    def _encode_into_error(self, x, mu_out, logvar_out) -> None:
+        dt = self.dtype
+        n, L = self.config.n_input, self.config.n_latent
+        for name, a, w in (("x", x, n), ("mu_out", mu_out, L), ("logvar_out", logvar_out, L)):
+            if type(a) is not np.ndarray or a.dtype != dt or a.shape != (w,):
+                raise InputError(f"{name} must be a {dt.name} array of shape ({w},); "
+                                 f"use encode() to convert.")
+        raise InputError("x contains NaN or infinite values; clean the window first.")
+
+    def decode(self, Z: np.ndarray) -> np.ndarray:
+        """Decoder mean for latent codes.
+
+        Parameters
+        ----------
+        Z : ndarray, shape (n, n_latent) or (n_latent,)
+
+        Returns
+        -------
+        X_hat : ndarray, shape (n, n_input) or (n_input,)
+        """
+        Z = np.asarray(Z)
+        if Z.ndim == 1:
+            z = as_vector("z", Z, self.config.n_latent, self.dtype)
+            return self.decode(z[None, :])[0]
+        h = as_rows("Z", Z, self.config.n_latent, self.dtype)
+        nh = len(self._layers)
+        for k in range(self._n_enc + 1, nh):
+            W, b = self._layers[k]
+            h = _matmul(h, W)
+            bias_act(h, b, self._act if k < nh - 1 else 0)
+        return h
+
+    def reconstruct(self, X: np.ndarray) -> np.ndarray:
+        """``decode(encode(X)[0])``: the deterministic reconstruction, same shape as ``X``."""
+        return self.decode(self.encode(X)[0])
+
+    # ------------------------------------------------------------------ training fast path
+    def workspace(self, batch_size: int) -> Workspace:
+        """Allocate buffers for :meth:`forward_train`/:meth:`backward_train` (up to ``batch_size`` rows)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        return Workspace(self._layout, int(batch_size), self.dtype)
+
+    def forward_train(self, ws: Workspace, X: np.ndarray, eps: np.ndarray) -> tuple[float, float]:
+        """Forward pass of one minibatch (no validation, no allocation).
+
+        Parameters
+        ----------
+        ws : Workspace
+            From :meth:`workspace`, capacity >= B.
+        X : ndarray, shape (B, n_input), model dtype, C-contiguous
+        eps : ndarray, shape (B, n_latent), model dtype, C-contiguous; standard normal noise.
+
+        Returns
+        -------
+        recon, kl : float
+            Batch means; ``ws.kl_per_dim`` (n_latent,) float64 is filled. ``X`` and ``eps`` are
+            referenced (not copied) until :meth:`backward_train`.
+        """
+        p = ws.plan(X.shape[0])
+        act = self._act
+        layers = self._layers
+        outs = p.outs
+        ne = self._n_enc
+        h = X
+        for k in range(ne):
+            W, b = layers[k]
+            o = outs[k]
+            _matmul(h, W, out=o)
+            bias_act(o, b, act)
+            h = o
+        W, b = layers[ne]
+        H = outs[ne]
+        _matmul(h, W, out=H)
+        kl = heads_forward(p.Z, p.S, ws.kl_per_dim, H, b, eps)
+        h = p.Z
+        last = len(layers) - 1
+        for k in range(ne + 1, last):
+            W, b = layers[k]
+            o = outs[k]
+            _matmul(h, W, out=o)
+            bias_act(o, b, act)
+            h = o
+        W, b = layers[last]
+        Y = outs[last]
+        _matmul(h, W, out=Y)
+        recon = recon_forward(Y, b, X, p.inv_b)
+        ws.last_plan = p
+        ws.last_X = X
+        ws.last_eps = eps
+        return recon, kl
+
+    def backward_train(self, ws: Workspace, beta: float) -> None:
+        """Overwrite :attr:`grads` with d(mean recon + beta * mean kl)/dparams of the last batch.
+
+        Parameters
+        ----------
+        ws : Workspace
+            The workspace of the preceding :meth:`forward_train`.
+        beta : float
+            KL weight, >= 0 (not checked).
+
+        Notes
+        -----
+        Per dense layer (numpy-ml form): ``dZ = dA * act'(Z)``, ``dW = X.T @ dZ``,
+        ``db = dZ.sum(0)``, ``dX = dZ @ W.T``; see :mod:`betavae_np._kernels.vae` for the heads.
+        """
+        self._backward(ws, beta, self._glayers, None)
+
+    def _backward(self, ws: Workspace, beta: float, glayers: list, dX: np.ndarray | None) -> None:
+        p = ws.last_plan
+        X = ws.last_X
+        act = self._act
+        layers = self._layers
+        outs = p.outs
+        dpres = p.dpres
+        ne = self._n_enc
+        last = len(layers) - 1
+        # output layer: outs[last] already holds dloss/dx_hat = 2 (x_hat - x) / B
+        g = outs[last]
+        dW, db = glayers[last]
+        col_sum(db, g)
+        for k in range(last, ne, -1):          # output and decoder hidden layers
+            inp = outs[k - 1] if k - 1 > ne else p.Z
+            dW, _ = glayers[k]
+            _matmul(inp.T, g, out=dW)
+            W, _ = layers[k]
+            if k - 1 > ne:                     # input is a hidden activation
+                d = dpres[k - 1]
+                _matmul(g, W.T, out=d)
+                act_backward_bias(d, glayers[k - 1][1], outs[k - 1], act)
+                g = d
+            else:                              # input is z: go through the heads
+                _matmul(g, W.T, out=p.dZ)
+        H = outs[ne]
+        g = dpres[ne]
+        heads_backward(g, glayers[ne][1], p.dZ, H, p.S, ws.last_eps, beta, p.inv_b)
+        for k in range(ne, -1, -1):            # heads and encoder hidden layers
+            inp = outs[k - 1] if k > 0 else X
+            dW, _ = glayers[k]
+            _matmul(inp.T, g, out=dW)
+            W, _ = layers[k]
+            if k > 0:
+                d = dpres[k - 1]
+                _matmul(g, W.T, out=d)
+                act_backward_bias(d, glayers[k - 1][1], outs[k - 1], act)
+                g = d
+            elif dX is not None:
+                _matmul(g, W.T, out=dX)
+                dX -= outs[last]               # recon depends on X directly: -2 (x_hat - x) / B
+
+    # ------------------------------------------------------------------ validated, allocating
+    def loss(self, X: np.ndarray, eps: np.ndarray, beta: float, *,
+             chunk: int = 4096) -> LossParts:
+        """Loss terms of a dataset (forward only; processed in chunks of ``chunk`` rows).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, n_input)
+        eps : ndarray, shape (n, n_latent)
+            Reparameterisation noise (zeros give the deterministic ``z = mu``).
+        beta : float
+            KL weight, >= 0.
+
+        Returns
+        -------
+        LossParts
+            Means over the ``n`` rows.
+        """
+        X, eps, beta = self._check_batch(X, eps, beta)
+        n = X.shape[0]
+        ws = Workspace(self._layout, min(n, max(1, int(chunk))), self.dtype)
+        recon = kl = 0.0
+        kl_dim = np.zeros(self.config.n_latent)
+        for start in range(0, n, ws.capacity):
+            stop = min(n, start + ws.capacity)
+            r, k = self.forward_train(ws, X[start:stop], eps[start:stop])
+            w = (stop - start) / n
+            recon += r * w
+            kl += k * w
+            kl_dim += ws.kl_per_dim * w
+        return LossParts(recon + beta * kl, recon, kl, kl_dim)
+
+    def loss_and_grad(self, X: np.ndarray, eps: np.ndarray, beta: float, *,
+                      return_dX: bool = False):
+        """Loss terms and exact gradients of ``mean(recon) + beta * mean(kl)`` over ``X``.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, n_input)
+        eps : ndarray, shape (n, n_latent)
+        beta : float
+            KL weight, >= 0.
+        return_dX : bool, default False
+            Also return the gradient w.r.t. ``X`` (it enters both the encoder and the recon term).
+
+        Returns
+        -------
+        parts : LossParts
+        grads : dict of str to ndarray
+            Same names and shapes as :meth:`named_parameters`, fresh arrays (``model.grads`` is
+            left untouched).
+        dX : ndarray, shape (n, n_input)
+            Only when ``return_dX``.
+        """
+        X, eps, beta = self._check_batch(X, eps, beta)
+        ws = Workspace(self._layout, X.shape[0], self.dtype)
+        recon, kl = self.forward_train(ws, X, eps)
+        parts = LossParts(recon + beta * kl, recon, kl, ws.kl_per_dim.copy())
+        flat = np.zeros_like(self._grads)
+        lay = self._layout
+        glayers = [layer_views(flat, ly)
+                   for ly in (*lay.encoder, lay.heads, *lay.decoder, lay.out)]
+        dX = np.empty_like(X) if return_dX else None
+        self._backward(ws, beta, glayers, dX)
+        grads = named_views(flat, lay)
+        return (parts, grads, dX) if return_dX else (parts, grads)
+
+    def _check_batch(self, X, eps, beta):
+        X = as_rows("X", X, self.config.n_input, self.dtype)
+        eps = as_rows("eps", eps, self.config.n_latent, self.dtype)
+        if eps.shape[0] != X.shape[0]:
+            raise InputError(f"eps must have one row per row of X ({X.shape[0]}), "
+                             f"got {eps.shape[0]}.")
+        return X, eps, as_beta(beta)
