@@ -75,6 +75,7 @@ class BybitServer:
         self.log: list[dict] = []
         self.now_ms: int | None = None
         self.slow_seconds = 2.0
+        self.fault_skip = 0  # normal answers to give before the queued faults start
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner = None
@@ -88,12 +89,13 @@ class BybitServer:
     def fault(self, kind: str, times: int = 1, **kw) -> None:
         """Queue ``times`` faults: ``10006`` (``reset_in_ms=`` adds X-Bapi-Limit-Reset-Timestamp),
         ``10016``, ``429``, ``502``, ``truncated``, ``slow``, ``403``, ``disconnect``, ``empty``,
-        ``garbage_rows``."""
+        ``garbage_rows``, ``10001_symbol``, ``10001_period``."""
         for _ in range(times):
             self.faults.append((kind, kw))
 
-    def requests(self, path_only=True) -> list[dict]:
-        return [e["params"] for e in self.log]
+    def windows(self) -> list[tuple[int, int]]:
+        """``(start, end)`` ms of every logged request."""
+        return [(int(e["params"]["start"]), int(e["params"]["end"])) for e in self.log]
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def __enter__(self) -> "BybitServer":
@@ -122,7 +124,9 @@ class BybitServer:
         params = dict(request.query)
         entry = {"params": params, "t": time.monotonic(), "status": 200}
         self.log.append(entry)
-        if self.faults:
+        if self.faults and self.fault_skip > 0:
+            self.fault_skip -= 1
+        elif self.faults:
             kind, kw = self.faults.popleft()
             resp = await self._fault(request, kind, kw)
             if resp is not None:
@@ -171,6 +175,9 @@ class BybitServer:
                                 content_type="text/html")
         if kind == "10001_symbol":
             return web.Response(body=fixture("error_v5_10001_not_supported_symbols.json"),
+                                content_type="application/json")
+        if kind == "10001_period":
+            return web.Response(body=fixture("error_v5_10001_invalid_period.json"),
                                 content_type="application/json")
         if kind == "empty":
             return web.json_response({"retCode": 0, "retMsg": "OK", "result": {"list": []},

@@ -136,7 +136,7 @@ def to_ms(when, what: str = "time") -> int:
         if ts is pd.NaT or pd.isna(ts):
             raise ConfigError(f"invalid {what} {when!r}; give a date, an ISO string or ms since the epoch")
         ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        ms = int(ts.as_unit("ms").value)
+        ms = int(ts.value) // 1_000_000  # Timestamp.value is ns whatever the unit
     if ms < 0:
         raise ConfigError(f"invalid {what} {when!r}: before 1970")
     return ms
@@ -151,7 +151,7 @@ def _month_start(ms: int, months_ahead: int = 0) -> int:
     ts = pd.Timestamp(int(ms), unit="ms", tz="UTC")
     y, m = ts.year, ts.month - 1 + months_ahead
     y, m = y + m // 12, m % 12 + 1
-    return int(pd.Timestamp(year=y, month=m, day=1, tz="UTC").as_unit("ms").value)
+    return int(pd.Timestamp(year=y, month=m, day=1, tz="UTC").value) // 1_000_000
 
 
 def floor_open(ms: int, interval: str) -> int:
