@@ -41,36 +41,43 @@ def adam_step(params, m, v, grads, lr, beta1, beta2, eps, weight_decay, clip_nor
         p <- p - lr * (m / bc1) / (sqrt(v / bc2) + eps)     (Kingma & Ba 2015, Alg. 1)
 
     Without clipping the norm is accumulated in the same pass as the update (one sweep over
-    memory); with clipping it needs a first pass of its own.
+    memory); with clipping it needs a first pass of its own. The elementwise update runs in the
+    buffers' dtype (float32 SIMD for float32 models); the norm always accumulates in float64.
     """
     n = params.shape[0]
-    scale = 1.0
-    sq = 0.0
+    T = params.dtype.type            # do the elementwise math in the buffer's dtype (SIMD width)
+    sq = 0.0                         # the norm accumulates in float64
     clipping = clip_norm > 0.0
+    norm = 0.0
+    scale = T(1.0)
     if clipping:
         for i in range(n):
-            g = grads[i]
+            g = float(grads[i])
             sq += g * g
         norm = math.sqrt(sq)
         if not math.isfinite(norm):
             return norm
         if norm > clip_norm:
-            scale = clip_norm / norm
-    decay = 1.0 - lr * weight_decay
-    step = lr / bc1
-    inv_bc2 = 1.0 / bc2
-    one_m_b1 = 1.0 - beta1
-    one_m_b2 = 1.0 - beta2
+            scale = T(clip_norm / norm)
+    decay = T(1.0 - lr * weight_decay)
+    step = T(lr / bc1)
+    inv_bc2 = T(1.0 / bc2)
+    b1 = T(beta1)
+    b2 = T(beta2)
+    one_m_b1 = T(1.0 - beta1)
+    one_m_b2 = T(1.0 - beta2)
+    eps_t = T(eps)
     for i in range(n):
         g0 = grads[i]
         if not clipping:
-            sq += g0 * g0
+            gd = float(g0)
+            sq += gd * gd
         g = g0 * scale
-        mi = beta1 * m[i] + one_m_b1 * g
-        vi = beta2 * v[i] + one_m_b2 * g * g
+        mi = b1 * m[i] + one_m_b1 * g
+        vi = b2 * v[i] + one_m_b2 * g * g
         m[i] = mi
         v[i] = vi
-        params[i] = params[i] * decay - step * mi / (math.sqrt(vi * inv_bc2) + eps)
+        params[i] = params[i] * decay - step * mi / (math.sqrt(vi * inv_bc2) + eps_t)
     if clipping:
         return norm
     return math.sqrt(sq)
