@@ -89,3 +89,135 @@ def ref_rolling_minmax(x, lookback):
     lo = np.array([x[max(0, t - lookback + 1):t + 1].min() for t in range(x.size)])
     hi = np.array([x[max(0, t - lookback + 1):t + 1].max() for t in range(x.size)])
     return lo, hi
+
+
+# --- CORE-MODEL: dense layers, VAE heads, reconstruction, the whole VAE ---------------------------
+ACT_CODES = {"identity": 0, "relu": 1, "tanh": 2, "elu": 3, "leaky_relu": 4}
+
+
+def ref_act(u, name):
+    """Activation of the pre-activation ``u``."""
+    if name == "relu":
+        return np.maximum(u, 0.0)
+    if name == "tanh":
+        return np.tanh(u)
+    if name == "elu":
+        return np.where(u > 0, u, np.expm1(np.minimum(u, 0.0)))
+    if name == "leaky_relu":
+        return np.where(u > 0, u, 0.01 * u)
+    return u.copy()
+
+
+def ref_act_grad(u, name):
+    """Derivative of the activation at the pre-activation ``u``."""
+    if name == "relu":
+        return (u > 0).astype(u.dtype)
+    if name == "tanh":
+        return 1.0 - np.tanh(u) ** 2
+    if name == "elu":
+        return np.where(u > 0, 1.0, np.exp(np.minimum(u, 0.0)))
+    if name == "leaky_relu":
+        return np.where(u > 0, 1.0, 0.01)
+    return np.ones_like(u)
+
+
+def ref_bias_act(Y, b, name):
+    """``act(Y + b)``."""
+    return ref_act(Y + b, name)
+
+
+def ref_act_backward_bias(dA, U, name):
+    """Gradient w.r.t. the pre-activation ``U`` and the bias: ``(dA * act'(U), sum_rows)``."""
+    dU = dA * ref_act_grad(U, name)
+    return dU, dU.sum(axis=0)
+
+
+def ref_heads_forward(H, hb, eps):
+    """Split ``H + hb`` into ``mu | logvar``; return ``z, s, mu, logvar, kl_per_dim`` (batch means)."""
+    L = eps.shape[1]
+    mu = H[:, :L] + hb[:L]
+    logvar = H[:, L:] + hb[L:]
+    s = np.exp(0.5 * logvar)
+    z = mu + s * eps
+    kl = -0.5 * (1.0 + logvar - mu ** 2 - np.exp(logvar))
+    return z, s, mu, logvar, kl.mean(axis=0)
+
+
+def ref_heads_backward(dz, mu, logvar, eps, beta, B):
+    """``[dmu | dlogvar]`` of ``loss + beta * sum(kl) / B`` given ``dz`` (already batch-scaled)."""
+    dmu = dz + beta * mu / B
+    dlogvar = dz * eps * 0.5 * np.exp(0.5 * logvar) + beta * 0.5 * (np.exp(logvar) - 1.0) / B
+    return np.concatenate([dmu, dlogvar], axis=1)
+
+
+def ref_recon_forward(Y, b, X, scale):
+    """``(2 * scale * (x_hat - x), mean_rows sum (x_hat - x)^2)`` with ``x_hat = Y + b``."""
+    d = Y + b - X
+    return 2.0 * scale * d, float((d ** 2).sum(axis=1).mean())
+
+
+def ref_vae_forward(named, X, eps, activation, n_hidden):
+    """Plain forward pass from named parameters; returns a dict of every intermediate."""
+    f = {"X": X, "eps": eps, "enc_u": [], "enc_a": [], "dec_u": [], "dec_a": []}
+    h = X
+    for i in range(n_hidden):
+        u = h @ named[f"enc.{i}.W"] + named[f"enc.{i}.b"]
+        h = ref_act(u, activation)
+        f["enc_u"].append(u)
+        f["enc_a"].append(h)
+    f["h_enc"] = h
+    f["mu"] = h @ named["mu.W"] + named["mu.b"]
+    f["logvar"] = h @ named["logvar.W"] + named["logvar.b"]
+    f["z"] = f["mu"] + np.exp(0.5 * f["logvar"]) * eps
+    h = f["z"]
+    for i in range(n_hidden):
+        u = h @ named[f"dec.{i}.W"] + named[f"dec.{i}.b"]
+        h = ref_act(u, activation)
+        f["dec_u"].append(u)
+        f["dec_a"].append(h)
+    f["h_dec"] = h
+    f["x_hat"] = h @ named["out.W"] + named["out.b"]
+    f["recon"] = ((X - f["x_hat"]) ** 2).sum(axis=1)
+    f["kl_rows"] = -0.5 * (1.0 + f["logvar"] - f["mu"] ** 2 - np.exp(f["logvar"]))
+    return f
+
+
+def ref_vae_loss_and_grad(named, X, eps, beta, activation, n_hidden):
+    """Loss terms and gradients (params and X) of ``mean(recon) + beta * mean(kl)``.
+
+    Returns ``(total, recon, kl, kl_per_dim, grads, dX)`` with ``grads`` keyed like ``named``.
+    """
+    f = ref_vae_forward(named, X, eps, activation, n_hidden)
+    B = X.shape[0]
+    recon = f["recon"].mean()
+    kl_per_dim = f["kl_rows"].mean(axis=0)
+    kl = kl_per_dim.sum()
+    g = {}
+    dxh = 2.0 * (f["x_hat"] - X) / B
+    dX = -dxh
+    g["out.W"] = f["h_dec"].T @ dxh
+    g["out.b"] = dxh.sum(axis=0)
+    dh = dxh @ named["out.W"].T
+    for i in reversed(range(n_hidden)):
+        du = dh * ref_act_grad(f["dec_u"][i], activation)
+        inp = f["dec_a"][i - 1] if i > 0 else f["z"]
+        g[f"dec.{i}.W"] = inp.T @ du
+        g[f"dec.{i}.b"] = du.sum(axis=0)
+        dh = du @ named[f"dec.{i}.W"].T
+    dz = dh
+    s = np.exp(0.5 * f["logvar"])
+    dmu = dz + beta * f["mu"] / B
+    dlv = dz * eps * 0.5 * s + beta * 0.5 * (s ** 2 - 1.0) / B
+    g["mu.W"] = f["h_enc"].T @ dmu
+    g["mu.b"] = dmu.sum(axis=0)
+    g["logvar.W"] = f["h_enc"].T @ dlv
+    g["logvar.b"] = dlv.sum(axis=0)
+    dh = dmu @ named["mu.W"].T + dlv @ named["logvar.W"].T
+    for i in reversed(range(n_hidden)):
+        du = dh * ref_act_grad(f["enc_u"][i], activation)
+        inp = f["enc_a"][i - 1] if i > 0 else X
+        g[f"enc.{i}.W"] = inp.T @ du
+        g[f"enc.{i}.b"] = du.sum(axis=0)
+        dh = du @ named[f"enc.{i}.W"].T
+    dX = dX + dh
+    return recon + beta * kl, recon, kl, kl_per_dim, g, dX
