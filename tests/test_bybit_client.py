@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 
@@ -10,7 +11,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from bybit_server import BybitServer, make_history
+from bybit_server import BybitServer, fixture, make_history
 from betavae_np.data import BybitClient, fetch_klines
 from betavae_np.data.bybit import MAINNET, TESTNET, resolve_base_url
 from betavae_np.exceptions import (BybitBadRequestError, BybitForbiddenError, BybitNetworkError,
@@ -60,6 +61,19 @@ def test_klines_every_candle_exactly_once(srv, n):
     assert all(s == start for s, _ in wins) and wins[0][1] == end
     for (_, e0), (_, e1) in zip(wins, wins[1:]):  # one moving bound, no overlap
         assert e1 < e0
+
+
+@pytest.mark.parametrize("name,category,symbol,rows", [
+    ("hummingbot__spot_BTCUSDT_60_2024-05-08.json", "spot", "BTCUSDT", 5),
+    ("kline_v5_inverse_BTCUSD_60_official_docs.json", "inverse", "BTCUSD", 3)])
+def test_klines_serves_real_fixture_replies(srv, name, category, symbol, rows):
+    body = fixture(name)
+    srv.verbatim[(category, symbol, "60")] = body
+    want = sorted(int(r[0]) for r in json.loads(body)["result"]["list"])
+    df = klines(srv, symbol, "60", want[0], want[-1], category=category,
+                client_kw={"clock": lambda: 2_000_000_000_000})  # 2033: every fixture candle closed
+    assert df.index.as_unit("ms").asi8.tolist() == want and len(df) == rows and len(srv.log) == 1
+    assert df.attrs["betavae_np"]["category"] == category
 
 
 def test_klines_mid_interval_start_and_end_drop_containing_candle(srv):

@@ -205,3 +205,15 @@ def test_subtract_ranges_matches_set_arithmetic(ranges, a, span):
     assert all(p[1] + 1 < q[0] for p, q in zip(parts, parts[1:]))  # disjoint, not adjacent
     u = union_ranges(ranges)
     assert set().union(*[set(range(lo, hi + 1)) for lo, hi in u]) == covered if ranges else u.size == 0
+
+
+def test_cache_write_removes_stale_temp_files_only(tmp_path):
+    cache = CandleCache(tmp_path)
+    cache.merge("linear", "BTCUSDT", "60", np.array([T0]), np.ones((1, 6)), [(T0, T0)])
+    folder = cache.path("linear", "BTCUSDT", "60").parent
+    old, fresh = folder / "60.npz.old1.tmp", folder / "60.npz.new1.tmp"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(old, (1_000_000, 1_000_000))
+    cache.merge("linear", "BTCUSDT", "60", np.array([T0 + H]), np.ones((1, 6)), [(T0 + H, T0 + H)])
+    assert not old.exists() and fresh.exists()

@@ -155,7 +155,7 @@ class BybitClient:
             raise ConfigError(f"invalid timeout {timeout!r}/{connect_timeout!r}; give seconds > 0")
         self.limit, self.retries, self.connect_retries = int(limit), int(retries), int(connect_retries)
         self.timeout = aiohttp.ClientTimeout(total=float(timeout), sock_connect=float(connect_timeout))
-        self._timeout_s = float(timeout)
+        self._timeout_s, self._connect_s = float(timeout), float(connect_timeout)
         self.bucket = TokenBucket(rate, burst)
         self.backoff = Backoff(backoff, backoff_cap, rng)
         self.reset_wait_cap = float(reset_wait_cap)
@@ -203,6 +203,9 @@ class BybitClient:
                 return self._interpret(status, headers, body, params)
             except _Retryable as r:
                 err, wait = r.error, r.wait
+            except aiohttp.ConnectionTimeoutError:  # before TimeoutError: it is both
+                budget = self.connect_retries
+                err = BybitNetworkError(f"could not connect to {self.host} within {self._connect_s:g} s")
             except TimeoutError:
                 err = BybitNetworkError(f"{self.host} did not answer within {self._timeout_s:g} s")
             except aiohttp.ClientConnectorError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "betavae-np-candles"
 VERSION = 1
+#: Temporary files older than this (a crashed writer's) are removed by the next write.
+STALE_TMP_SECONDS = 3600
 
 
 def default_cache_dir() -> Path:
@@ -188,6 +191,12 @@ def _read_npz(path: Path) -> Store:
 
 def _write_npz_atomic(path: Path, store: Store) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(path.name + ".*.tmp"):  # left by a killed writer long ago
+        try:
+            if time.time() - stale.stat().st_mtime > STALE_TMP_SECONDS:
+                stale.unlink()
+        except OSError:
+            pass
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
