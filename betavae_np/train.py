@@ -145,9 +145,8 @@ def _source(X, n_input: int, dtype: np.dtype, what: str):
     return X, X.shape[0], True
 
 
-def _evaluate(model, ws, src, is_array: bool, n: int, eps: np.ndarray, xbuf: np.ndarray):
-    """Mean recon and KL over a whole data set in workspace-sized chunks with the fixed ``eps``."""
-    cap = xbuf.shape[0]
+def _evaluate(model, ws, src, is_array: bool, n: int, eps: np.ndarray, cap: int, xbuf):
+    """Mean recon and KL over a whole data set in chunks of ``cap`` rows with the fixed ``eps``."""
     recon = kl = 0.0
     for lo in range(0, n, cap):
         hi = min(lo + cap, n)
@@ -156,7 +155,7 @@ def _evaluate(model, ws, src, is_array: bool, n: int, eps: np.ndarray, xbuf: np.
         else:
             xb = xbuf[:hi - lo]
             src.gather(np.arange(lo, hi, dtype=np.int64), xb)
-        r, k = model.forward_train(ws, xb, eps[lo:hi])
+        r, k = model.forward_train(ws, xb, eps[lo:hi])  # batch means
         recon += r * (hi - lo)
         kl += k * (hi - lo)
     return recon / n, kl / n
@@ -236,6 +235,10 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     ws = model.workspace(batch_size)
+    if validation is not None:   # validation runs in larger chunks when the batch is small
+        v_cap = max(batch_size, min(n_val, 1024))
+        v_ws = ws if v_cap == batch_size else model.workspace(v_cap)
+        v_buf = np.empty((v_cap, cfg.n_input), dtype=dtype) if not v_array else None
     params, grads = model.params, model.grads
     xbuf = np.empty((batch_size, cfg.n_input), dtype=dtype)       # (B, n_input) gathered batch
     ebuf = np.empty((batch_size, cfg.n_latent), dtype=dtype)      # (B, n_latent) noise
@@ -268,95 +271,92 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
             "beta, or set Adam(clip_norm=...).")
 
     step = 0
-    errstate = np.errstate(over="ignore", invalid="ignore")   # divergence is detected, not warned
-    errstate.__enter__()
-    try:
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            rng.shuffle(perm)
-            s_total = s_recon = s_kl = 0.0
-            kl_acc[:] = 0.0
-            for lo in range(0, n, batch_size):
-                hi = lo + batch_size
-                if hi > n:
-                    hi = n
-                nb = hi - lo
-                rows = perm[lo:hi]
-                xb = xbuf if nb == batch_size else xbuf[:nb]
-                eb = ebuf if nb == batch_size else ebuf[:nb]
-                if is_array:
-                    take(src, rows, axis=0, out=xb, mode="clip")
-                else:
-                    src.gather(rows, xb)
-                normal(dtype=dtype, out=eb)
-                recon, kl = forward(ws, xb, eb)
-                if not (isfinite(recon) and isfinite(kl)):
-                    raise diverged(epoch, step, "loss")
-                backward(ws, kl_weight(step, total, kl))
-                gnorm = opt_step(params, grads)
-                if gnorm is not None and not isfinite(gnorm):
-                    raise diverged(epoch, step, "gradient norm")
-                loss = schedule.objective(recon, kl, step, total)
-                s_total += loss * nb
-                s_recon += recon * nb
-                s_kl += kl * nb
-                if nb == batch_size:
-                    kl_acc += ws.kl_per_dim
-                else:
-                    kl_acc += ws.kl_per_dim * (nb / batch_size)
-                if on_batch is not None:
-                    on_batch(BatchInfo(epoch, epochs, step, total, loss, recon, kl,
-                                       schedule(step, total)))
-                step += 1
-            last = step - 1
+    with np.errstate(over="ignore", invalid="ignore"):   # divergence is detected, not warned
+        try:
+            for epoch in range(epochs):
+                t0 = time.perf_counter()
+                rng.shuffle(perm)
+                s_total = s_recon = s_kl = 0.0
+                kl_acc[:] = 0.0
+                for lo in range(0, n, batch_size):
+                    hi = lo + batch_size
+                    if hi > n:
+                        hi = n
+                    nb = hi - lo
+                    rows = perm[lo:hi]
+                    xb = xbuf if nb == batch_size else xbuf[:nb]
+                    eb = ebuf if nb == batch_size else ebuf[:nb]
+                    if is_array:
+                        take(src, rows, axis=0, out=xb, mode="clip")
+                    else:
+                        src.gather(rows, xb)
+                    normal(dtype=dtype, out=eb)
+                    recon, kl = forward(ws, xb, eb)
+                    if not (isfinite(recon) and isfinite(kl)):
+                        raise diverged(epoch, step, "loss")
+                    backward(ws, kl_weight(step, total, kl))
+                    gnorm = opt_step(params, grads)
+                    if gnorm is not None and not isfinite(gnorm):
+                        raise diverged(epoch, step, "gradient norm")
+                    loss = schedule.objective(recon, kl, step, total)
+                    s_total += loss * nb
+                    s_recon += recon * nb
+                    s_kl += kl * nb
+                    if nb == batch_size:
+                        kl_acc += ws.kl_per_dim
+                    else:
+                        kl_acc += ws.kl_per_dim * (nb / batch_size)
+                    if on_batch is not None:
+                        on_batch(BatchInfo(epoch, epochs, step, total, loss, recon, kl,
+                                           schedule(step, total)))
+                    step += 1
+                last = step - 1
+                if not np.isfinite(params).all():
+                    raise diverged(epoch, last, "parameters")
+                kl_dim = (kl_acc * (batch_size / n)).tolist()
+                beta = float(schedule(last, total))
+                hist.train_total.append(s_total / n)
+                hist.train_recon.append(s_recon / n)
+                hist.train_kl.append(s_kl / n)
+                hist.beta.append(beta)
+                hist.kl_per_dim.append(kl_dim)
+                hist.steps.append(step)
+                v_total = v_recon = v_kl = None
+                if validation is not None:
+                    v_recon, v_kl = _evaluate(model, v_ws, vsrc, v_array, n_val, val_eps, v_cap, v_buf)
+                    v_total = float(schedule.objective(v_recon, v_kl, last, total))
+                    if not isfinite(v_total):
+                        raise diverged(epoch, last, "validation loss")
+                    hist.val_total.append(v_total)
+                    hist.val_recon.append(v_recon)
+                    hist.val_kl.append(v_kl)
+                good[:] = params
+                if has_state:
+                    good_opt = optimizer.state_dict()
+                stop = False
+                if validation is not None:
+                    if v_total < best[0]:
+                        best = (v_total, epoch)
+                        hist.best_epoch = epoch
+                        if early_stopping is not None:
+                            best_params = params.copy()
+                        wait = 0
+                    else:
+                        wait += 1
+                        stop = early_stopping is not None and wait >= early_stopping
+                seconds = time.perf_counter() - t0
+                hist.seconds.append(seconds)
+                if on_epoch is not None:
+                    on_epoch(EpochInfo(epoch, epochs, last, total, hist.train_total[-1],
+                                       hist.train_recon[-1], hist.train_kl[-1], beta, v_total, v_recon,
+                                       v_kl, tuple(kl_dim), seconds))
+                if stop:
+                    hist.stopped_early = True
+                    break
+        except KeyboardInterrupt:
             if not np.isfinite(params).all():
-                raise diverged(epoch, last, "parameters")
-            kl_dim = (kl_acc * (batch_size / n)).tolist()
-            beta = float(schedule(last, total))
-            hist.train_total.append(s_total / n)
-            hist.train_recon.append(s_recon / n)
-            hist.train_kl.append(s_kl / n)
-            hist.beta.append(beta)
-            hist.kl_per_dim.append(kl_dim)
-            hist.steps.append(step)
-            v_total = v_recon = v_kl = None
-            if validation is not None:
-                v_recon, v_kl = _evaluate(model, ws, vsrc, v_array, n_val, val_eps, xbuf)
-                v_total = float(schedule.objective(v_recon, v_kl, last, total))
-                if not isfinite(v_total):
-                    raise diverged(epoch, last, "validation loss")
-                hist.val_total.append(v_total)
-                hist.val_recon.append(v_recon)
-                hist.val_kl.append(v_kl)
-            good[:] = params
-            if has_state:
-                good_opt = optimizer.state_dict()
-            stop = False
-            if validation is not None:
-                if v_total < best[0]:
-                    best = (v_total, epoch)
-                    hist.best_epoch = epoch
-                    if early_stopping is not None:
-                        best_params = params.copy()
-                    wait = 0
-                else:
-                    wait += 1
-                    stop = early_stopping is not None and wait >= early_stopping
-            seconds = time.perf_counter() - t0
-            hist.seconds.append(seconds)
-            if on_epoch is not None:
-                on_epoch(EpochInfo(epoch, epochs, last, total, hist.train_total[-1],
-                                   hist.train_recon[-1], hist.train_kl[-1], beta, v_total, v_recon,
-                                   v_kl, tuple(kl_dim), seconds))
-            if stop:
-                hist.stopped_early = True
-                break
-    except KeyboardInterrupt:
-        if not np.isfinite(params).all():
-            params[:] = good
-        raise
-    finally:
-        errstate.__exit__(None, None, None)
+                params[:] = good
+            raise
     if early_stopping is not None and hist.best_epoch is not None:
         params[:] = best_params
     return hist

@@ -129,7 +129,7 @@ def test_fit_window_source_equals_array(X):
     src, vsrc = Windows(X[:400]), Windows(X[400:500])
     hb = bv.fit(b, src, epochs=2, batch_size=64, rng=3, validation=vsrc)
     np.testing.assert_array_equal(a.params, b.params)
-    assert ha.val_total == hb.val_total and src.calls == 14 and vsrc.calls == 4  # 2 chunks of <= 64 per epoch
+    assert ha.val_total == hb.val_total and src.calls == 14 and vsrc.calls == 2  # one validation chunk per epoch
 
 
 def test_fit_float64_input_cast_to_model_dtype(X):
@@ -226,3 +226,83 @@ def test_fit_rejects_bad_data(data, match):
 def test_fit_rejects_bad_validation(X):
     with pytest.raises(InputError, match="validation"):
         bv.fit(small_model(), X[:100], batch_size=10, validation=X[:10, :5])
+
+
+def test_fit_real_window_set_equals_its_array():
+    data = pytest.importorskip("betavae_np.data")
+    df = data.load_sample().iloc[:800]
+    ws = data.Windower(window=8, lookback=32).windows(df)
+    train, val = ws.subset(0, 500), ws.subset(500, None)
+    a, b = small_model(d=ws.shape[1], latent=3), small_model(d=ws.shape[1], latent=3)
+    ha = bv.fit(a, train, epochs=2, batch_size=64, rng=5, validation=val)
+    hb = bv.fit(b, train.array(), epochs=2, batch_size=64, rng=5, validation=val.array())
+    np.testing.assert_array_equal(a.params, b.params)
+    assert ha.val_total == hb.val_total
+
+
+def test_fit_noise_is_standard_normal_and_fresh_each_step(X):
+    model = small_model()
+    seen = []
+    forward = model.forward_train
+
+    def spy(ws, xb, eps):
+        seen.append(eps.copy())
+        return forward(ws, xb, eps)
+
+    model.forward_train = spy
+    bv.fit(model, X[:1000], epochs=2, batch_size=100, rng=0)
+    eps = np.concatenate(seen)
+    assert eps.dtype == np.float32 and eps.shape == (2000, 6)
+    assert abs(eps.mean()) < 0.05 and abs(eps.std() - 1.0) < 0.05      # not U(-1, 1): std 0.577
+    assert abs(np.mean(np.abs(eps) > 1.0) - 0.3173) < 0.03            # N(0,1) tail mass
+    assert not np.array_equal(seen[0], seen[1])
+
+
+def test_fit_updates_every_parameter(X):
+    model = small_model()
+    before = {k: v.copy() for k, v in model.named_parameters().items()}
+    bv.fit(model, X[:500], epochs=1, batch_size=100, rng=0)
+    for name, value in model.named_parameters().items():
+        assert not np.array_equal(value, before[name]), f"{name} was not updated"
+
+
+def test_fit_one_step_equals_adam_on_exact_gradient(X):
+    """One full-batch step of fit == shuffle, eps ~ N(0,1) from the same rng, Adam on loss_and_grad."""
+    Xs = X[:200].astype(np.float64)
+    a = small_model(dtype="float64")
+    ref = small_model(dtype="float64")
+    bv.fit(a, Xs, epochs=1, batch_size=200, optimizer=bv.Adam(1e-2), schedule=S.Constant(3.0), rng=11)
+    rng = np.random.default_rng(11)
+    perm = np.arange(200, dtype=np.int64)
+    rng.shuffle(perm)
+    eps = rng.standard_normal((200, 6), dtype=np.float64)
+    _, grads = ref.loss_and_grad(Xs[perm], eps, 3.0)
+    flat = small_model(dtype="float64")           # scatter the named gradients into a flat buffer
+    for name, view in flat.named_parameters().items():
+        view[...] = grads[name]
+    g = flat.params.copy()
+    bv.Adam(1e-2).step(ref.params, g)
+    np.testing.assert_allclose(a.params, ref.params, rtol=1e-9, atol=1e-12)
+
+
+def test_fit_passes_scheduled_weight_to_backward(X):
+    model = small_model()
+    weights, kls = [], []
+    forward, backward = model.forward_train, model.backward_train
+
+    def fspy(ws, xb, eps):
+        r, k = forward(ws, xb, eps)
+        kls.append(k)
+        return r, k
+
+    def bspy(ws, w):
+        weights.append(w)
+        return backward(ws, w)
+
+    model.forward_train, model.backward_train = fspy, bspy
+    sch = S.Capacity(gamma=5.0, c_max=4.0, ramp=0.5)
+    bv.fit(model, X[:400], epochs=2, batch_size=50, rng=0, schedule=sch)
+    assert len(weights) == 16
+    for step, (w, k) in enumerate(zip(weights, kls)):
+        assert w == (5.0 if k > sch.capacity(step, 16) else -5.0)
+    assert {5.0, -5.0} <= set(weights)
