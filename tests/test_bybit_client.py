@@ -267,3 +267,15 @@ def test_fetch_klines_inside_running_loop_is_clear_error(srv):
         fetch_klines("BTCUSDT", "60", T0, T0 + H, base_url=srv.url, use_cache=False)
     with pytest.raises(RuntimeError, match="running event loop"):
         asyncio.run(go())
+
+
+@pytest.mark.parametrize("code,alias", [("1", "1m"), ("15", "15m"), ("240", "4h"), ("D", "1d"), ("W", "1w")])
+def test_klines_other_intervals_page_on_their_grid(srv, code, alias):
+    from betavae_np.data.intervals import floor_open, interval_ms
+    step = interval_ms(code)
+    t0 = floor_open(T0 - 1500 * step, code)
+    srv.add("ADAUSDT", code, make_history(t0, 1500, step))
+    df = klines(srv, "ADAUSDT", alias, t0 + 3, t0 + 1200 * step, client_kw={"limit": 500})
+    got = df.index.as_unit("ms").asi8
+    np.testing.assert_array_equal(got, t0 + step * np.arange(1, 1201))
+    assert df.attrs["betavae_np"]["interval"] == code and len(srv.log) == 3
