@@ -104,3 +104,13 @@ def test_backoff_capped_exponential_with_jitter():
     assert delays[:, 0].std() > 0  # jittered
     again = Backoff(base=0.5, cap=4.0, rng=0)
     assert again.delay(0) == Backoff(base=0.5, cap=4.0, rng=0).delay(0)
+
+
+def test_token_bucket_hold_pauses_every_request_even_unpaced():
+    bucket = TokenBucket(rate=None)
+
+    async def go():
+        bucket.hold(0.05)
+        await asyncio.gather(bucket.acquire(), bucket.acquire())
+    asyncio.run(go())
+    assert 0.04 <= bucket.waited <= 0.2

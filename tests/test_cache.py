@@ -217,3 +217,20 @@ def test_cache_write_removes_stale_temp_files_only(tmp_path):
     os.utime(old, (1_000_000, 1_000_000))
     cache.merge("linear", "BTCUSDT", "60", np.array([T0 + H]), np.ones((1, 6)), [(T0 + H, T0 + H)])
     assert not old.exists() and fresh.exists()
+
+
+def test_cache_concurrent_processes_lose_nothing(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys, numpy as np
+        from betavae_np.data.cache import CandleCache
+        k = int(sys.argv[1])
+        c = CandleCache({str(tmp_path)!r})
+        for i in range(15):
+            t = {T0} + {H} * (k * 1000 + i)
+            c.merge("linear", "BTCUSDT", "60", np.array([t]), np.ones((1, 6)), [(t, t)])
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(k)], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}) for k in range(3)]
+    assert [p.wait(60) for p in procs] == [0, 0, 0]
+    store = CandleCache(tmp_path).read("linear", "BTCUSDT", "60")
+    assert store.t.size == 45 and store.ranges.shape == (45, 2)

@@ -216,6 +216,9 @@ class BybitClient:
             if attempt >= budget:
                 raise err
             delay = self.backoff.delay(attempt) if wait is None else wait
+            if wait is not None:  # the server named the reset time: hold every request, not only this one
+                self.bucket.hold(wait)
+                delay = 0.0  # acquire() waits for the hold
             attempt += 1
             count.retries += 1
             self.retries_done += 1
@@ -228,7 +231,8 @@ class BybitClient:
             reset = int(raw)
         except (TypeError, ValueError):
             return None
-        return min(self.reset_wait_cap, max(0.0, reset / 1000.0 - time.time()) + 0.001)
+        wait = reset / 1000.0 - time.time()
+        return None if wait <= 0 else min(self.reset_wait_cap, wait + 0.001)  # past: use the backoff
 
     def _interpret(self, status: int, headers, body: bytes, params: dict):
         what = f"{params['symbol']} {params['interval']} ({params['category']})"

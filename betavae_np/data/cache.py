@@ -11,6 +11,7 @@ store: a crash leaves either the old or the new store, never a mix. A store that
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 import os
 import tempfile
 import time
@@ -20,6 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 from .intervals import ms_to_iso, normalize_category, normalize_interval, normalize_symbol, to_ms
 
@@ -164,6 +170,11 @@ class CandleCache:
             The merged store as written.
         """
         path = self.path(category, symbol, interval)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(path):
+            return self._merge_locked(path, category, symbol, interval, t, v, covered)
+
+    def _merge_locked(self, path, category, symbol, interval, t, v, covered) -> Store:
         old = self.read(category, symbol, interval)
         t_all = np.concatenate([old.t, np.asarray(t, np.int64)])
         v_all = np.concatenate([old.v, np.asarray(v, np.float64).reshape(-1, 6)])
@@ -172,6 +183,21 @@ class CandleCache:
             [old.ranges, np.asarray(covered, np.int64).reshape(-1, 2)])), old.note)
         _write_npz_atomic(path, new)
         return new
+
+
+@contextmanager
+def _locked(path: Path):
+    """Advisory lock (POSIX ``flock``) on ``<store>.lock`` so that two processes merging into one
+    store do not lose each other's candles; a no-op where ``fcntl`` is missing (Windows)."""
+    if fcntl is None:
+        yield
+        return
+    with open(path.with_suffix(".lock"), "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _read_npz(path: Path) -> Store:

@@ -45,20 +45,29 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = clock()
         self._lock: asyncio.Lock | None = None
-        self.waited = 0.0  # total seconds spent waiting for tokens
+        self._hold_until = float("-inf")
+        self.waited = 0.0  # total seconds spent waiting for tokens or holds
 
     def _refill(self) -> None:
         now = self._clock()
         self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
+    def hold(self, seconds: float) -> None:
+        """Let no request start for ``seconds`` (the server said the limit resets then)."""
+        self._hold_until = max(self._hold_until, self._clock() + max(0.0, float(seconds)))
+
     async def acquire(self) -> None:
-        """Wait until a token is available and take it."""
-        if self.rate is None:
-            return
+        """Wait until a token is available (and any hold is over) and take it."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
+            pause = self._hold_until - self._clock()
+            if pause > 0:
+                self.waited += pause
+                await asyncio.sleep(pause)
+            if self.rate is None:
+                return
             self._refill()
             if self._tokens < 1.0:
                 wait = (1.0 - self._tokens) / self.rate
