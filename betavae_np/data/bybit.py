@@ -37,6 +37,8 @@ TESTNET = "https://api-testnet.bybit.com"
 KLINE_PATH = "/v5/market/kline"
 #: Most candles one kline request returns.
 MAX_LIMIT = 1000
+#: aiohttp >= 3.10 tells a connect timeout apart from a read timeout.
+_CONNECT_TIMEOUT = getattr(aiohttp, "ConnectionTimeoutError", ())
 _RATE_CODES = (10006, 10018)      # too many visits / IP rate limit
 _SERVER_CODES = (10000, 10016)    # server timeout / server error
 
@@ -194,7 +196,7 @@ class BybitClient:
             await self.bucket.acquire()
             count.requests += 1
             self.requests += 1
-            budget, wait = self.retries, None
+            budget, wait, cause = self.retries, None, None
             try:
                 async with self._sem:
                     async with self._session.get(url, params=params, timeout=self.timeout) as resp:
@@ -203,18 +205,20 @@ class BybitClient:
                 return self._interpret(status, headers, body, params)
             except _Retryable as r:
                 err, wait = r.error, r.wait
-            except aiohttp.ConnectionTimeoutError:  # before TimeoutError: it is both
-                budget = self.connect_retries
+            except _CONNECT_TIMEOUT as exc:  # before TimeoutError: it is both
+                budget, cause = self.connect_retries, exc
                 err = BybitNetworkError(f"could not connect to {self.host} within {self._connect_s:g} s")
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError) as exc:
+                cause = exc
                 err = BybitNetworkError(f"{self.host} did not answer within {self._timeout_s:g} s")
             except aiohttp.ClientConnectorError as exc:
-                budget = self.connect_retries
+                budget, cause = self.connect_retries, exc
                 err = BybitNetworkError(f"could not connect to {self.host} ({exc.os_error or exc})")
             except aiohttp.ClientError as exc:
+                cause = exc
                 err = BybitNetworkError(f"connection to {self.host} failed ({type(exc).__name__}: {exc})")
             if attempt >= budget:
-                raise err
+                raise err from cause
             delay = self.backoff.delay(attempt) if wait is None else wait
             if wait is not None:  # the server named the reset time: hold every request, not only this one
                 self.bucket.hold(wait)
