@@ -20,7 +20,7 @@ from betavae_np.data.cache import default_cache_dir, subtract_ranges, union_rang
 H = 3_600_000
 T0 = 1_700_000_000_000 // H * H
 N = 3000
-NOW = T0 + (N - 1) * H + 1_000
+NOW = T0 + (N - 1) * H + 60_000          # candle N-1 is open; N-2 closed a minute ago
 FAST = dict(rate=None, backoff=0.001, backoff_cap=0.004, clock=lambda: NOW)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,6 +94,17 @@ def test_cache_never_stores_open_candle(srv, tmp_path):
     k = len(srv.log)
     get(srv, tmp_path, T0 + (N - 5) * H, None)  # the still-open tail is asked for again, only it
     assert windows_since(srv, k) == [(T0 + (N - 1) * H, T0 + (N - 1) * H)]  # bounds snapped to the grid
+
+
+def test_cache_just_closed_candle_returned_but_not_cached(srv, tmp_path):
+    now = T0 + (N - 1) * H + 2_000  # candle N-2 closed 2 s ago: Bybit may still be settling it
+    df = get(srv, tmp_path, T0 + (N - 5) * H, None, clock=lambda: now)
+    assert df.index[-1].value // 10**6 == T0 + (N - 2) * H and len(df) == 4
+    assert CandleCache(tmp_path).load("linear", "BTCUSDT", "60").index[-1].value // 10**6 == T0 + (N - 3) * H
+    k = len(srv.log)
+    get(srv, tmp_path, T0 + (N - 5) * H, None)  # a minute later: asked for again, then cached
+    assert windows_since(srv, k) == [(T0 + (N - 2) * H, T0 + (N - 1) * H)]
+    assert CandleCache(tmp_path).load("linear", "BTCUSDT", "60").index[-1].value // 10**6 == T0 + (N - 2) * H
 
 
 def test_cache_merge_never_overwrites(tmp_path):

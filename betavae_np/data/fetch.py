@@ -18,6 +18,11 @@ __all__ = ["fetch_klines", "afetch_klines"]
 
 log = logging.getLogger(__name__)
 
+#: A candle is cached only once it closed this long ago (ms): Bybit may settle its final values a
+#: moment after the close, and the local clock may run ahead of Bybit's. Younger closed candles are
+#: returned but asked for again next time.
+SETTLE_MS = 15_000
+
 
 def fetch_klines(symbol: str, interval: str | int = "60", start=None, end=None, category: str = "linear",
                  base_url: str | None = None, cache_dir=None, use_cache: bool = True,
@@ -94,13 +99,14 @@ async def afetch_klines(symbol: str, interval: str | int = "60", start=None, end
     cache = CandleCache(cache_dir)
     store = cache.read(category, symbol, code)
     note = store.note
-    closed_until = last_closed_open(now, code)
+    closed_until = last_closed_open(now, code)  # candles opening after this are still open
+    settled_until = last_closed_open(now - SETTLE_MS, code)  # cache only candles closed a while ago
     parts, empty = [], []  # parts: (a, b) as never fetched, and (a2, b2) snapped onto the candle grid
     for a, b in cache.missing(category, symbol, code, start_ms, end_ms):
         a2, b2 = ceil_open(a, code), floor_open(b, code)
         if a2 <= b2:
             parts.append((a, b, a2, b2))
-        elif b <= closed_until:  # no candle can open inside: known empty
+        elif b <= settled_until:  # no candle can open inside: known empty
             empty.append((a, b))
     expected = sum(count_candles(a2, b2, code) for _, _, a2, b2 in parts)
     count, done, news, open_rows, covered = _Count(), [0], [], [], list(empty)
@@ -119,11 +125,11 @@ async def afetch_klines(symbol: str, interval: str | int = "60", start=None, end
                     error = exc
                     break
                 done[0] += count_candles(a2, b2, code)
-                closed = t <= closed_until
-                news.append((t[closed], v[closed]))
-                open_rows.append((t[~closed], v[~closed]))
-                if a <= min(b, closed_until):
-                    covered.append((a, min(b, closed_until)))
+                settled = t <= settled_until
+                news.append((t[settled], v[settled]))
+                open_rows.append((t[~settled], v[~settled]))
+                if a <= min(b, settled_until):
+                    covered.append((a, min(b, settled_until)))
     if news or covered:
         new_t = np.concatenate([n[0] for n in news]) if news else np.empty(0, np.int64)
         new_v = np.concatenate([n[1] for n in news]) if news else np.empty((0, 6))
@@ -140,10 +146,10 @@ async def afetch_klines(symbol: str, interval: str | int = "60", start=None, end
     keep = (store.t >= start_ms) & (store.t <= end_ms)
     t, v = store.t[keep], store.v[keep]
     from_cache = int(keep.sum()) - sum(int(((n[0] >= start_ms) & (n[0] <= end_ms)).sum()) for n in news)
-    if include_open and open_rows:
+    if open_rows:  # fetched but not cached: just-closed candles, and the open one if asked for
         ot = np.concatenate([o[0] for o in open_rows])
         ov = np.concatenate([o[1] for o in open_rows])
-        sel = (ot >= start_ms) & (ot <= end_ms) & ~np.isin(ot, t)
+        sel = (ot >= start_ms) & (ot <= end_ms) & ~np.isin(ot, t) & (include_open | (ot <= closed_until))
         t, v = np.concatenate([t, ot[sel]]), np.concatenate([v, ov[sel]])
         order = np.argsort(t, kind="stable")
         t, v = t[order], v[order]
