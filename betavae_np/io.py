@@ -74,6 +74,12 @@ def jsonable(value: Any, where: str = "metadata") -> Any:
                      "store numbers, strings, lists or dicts.")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _header(model) -> bytes:
     params = model.named_parameters()
     header = {
@@ -124,6 +130,7 @@ def save(model, path: str | os.PathLike) -> Path:
             np.savez(f, header=header, params=params)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException as exc:
         try:

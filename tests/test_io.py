@@ -62,6 +62,16 @@ def test_save_header_contents(tmp_path):
     np.testing.assert_array_equal(params, m.params)
 
 
+def test_save_file_has_umask_permissions(tmp_path):
+    import os
+    mask = os.umask(0o022)
+    try:
+        path = bv.save(model(), tmp_path / "m.npz")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_save_uses_exact_path(tmp_path):
     path = bv.save(model(), tmp_path / "model.bin")
     assert path.exists() and not (tmp_path / "model.bin.npz").exists()
