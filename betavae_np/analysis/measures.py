@@ -1,0 +1,70 @@
+"""What a (decoded) window looks like, in numbers a trader reads: trend, volatility, volume...
+
+Every measure is computed on normalised windows (values in [0, 1], see :class:`~betavae_np.data.Windower`),
+so they compare windows with each other, not prices across years.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MEASURES", "window_measures", "available_measures"]
+
+#: Measure name -> (features it needs, one-line meaning). Order is the table order.
+MEASURES = {
+    "trend": (("close",), "least-squares slope of the close per candle"),
+    "volatility": (("high", "low"), "mean high-low range"),
+    "volume": (("volume",), "mean (scaled) volume"),
+    "momentum": (("close",), "last close minus first close"),
+    "body": (("open", "high", "low", "close"), "mean |close-open| / (high-low): 1 = all body, 0 = all wick"),
+}
+
+
+def available_measures(features) -> list[str]:
+    """Names of the measures that ``features`` supports, in table order."""
+    have = set(features)
+    return [name for name, (need, _) in MEASURES.items() if set(need) <= have]
+
+
+def window_measures(X: np.ndarray, window: int, features) -> dict[str, np.ndarray]:
+    """Compute every available measure of flattened windows.
+
+    Parameters
+    ----------
+    X : ndarray, shape (..., window * n_features)
+        Windows flattened time-major (``idx = t * n_features + f``).
+    window : int
+        Candles per window.
+    features : sequence of str
+        Feature names in order (``open high low close volume`` by default).
+
+    Returns
+    -------
+    dict of str to ndarray, each of shape (...)
+        One array per measure of :func:`available_measures`.
+
+    Notes
+    -----
+    trend = sum_t (t - tbar)(c_t - cbar) / sum_t (t - tbar)^2; volatility = mean_t (h_t - l_t);
+    momentum = c_{T-1} - c_0; body = sum_t |c_t - o_t| / sum_t (h_t - l_t) (0 when the range is 0).
+    """
+    feats = list(features)
+    X = np.asarray(X, dtype=np.float64)
+    W = X.reshape(X.shape[:-1] + (window, len(feats)))  # (..., window, F)
+    col = {name: W[..., feats.index(name)] for name in feats}  # each (..., window)
+    out: dict[str, np.ndarray] = {}
+    names = available_measures(feats)
+    if "trend" in names:
+        t = np.arange(window, dtype=np.float64) - (window - 1) / 2.0
+        out["trend"] = (col["close"] * t).sum(-1) / (t * t).sum()
+    if "volatility" in names:
+        out["volatility"] = (col["high"] - col["low"]).mean(-1)
+    if "volume" in names:
+        out["volume"] = col["volume"].mean(-1)
+    if "momentum" in names:
+        out["momentum"] = col["close"][..., -1] - col["close"][..., 0]
+    if "body" in names:
+        rng = np.abs(col["high"] - col["low"]).sum(-1)
+        body = np.abs(col["close"] - col["open"]).sum(-1)
+        out["body"] = np.divide(body, rng, out=np.zeros_like(body), where=rng > 0)
+    return out

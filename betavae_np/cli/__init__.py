@@ -1,0 +1,35 @@
+"""The ``betavae-np`` command line: a Click group whose commands import the heavy stack lazily."""
+
+from __future__ import annotations
+
+import click
+
+from .._version import __version__
+from .evaluate import evaluate
+from .fetch import fetch
+from .train import train
+from .traverse import traverse
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="betavae-np")
+def main():
+    """Interpretable market factors with a beta-VAE in NumPy + Numba.
+
+    \b
+    betavae-np train BTCUSDT          train on Bybit hourly candles (offline: the bundled sample)
+    betavae-np traverse MODEL.npz     what each latent dimension means
+    betavae-np evaluate MODEL.npz     held-out error, active units, collapse warnings
+    betavae-np fetch BTCUSDT --out btc.csv
+
+    Results go to stdout (--json for one JSON object); progress and notices go to stderr.
+    Exit codes: 0 success, 1 failure, 2 misuse.
+    """
+
+
+main.add_command(fetch)
+main.add_command(train)
+main.add_command(traverse)
+main.add_command(evaluate)

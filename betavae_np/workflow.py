@@ -1,0 +1,412 @@
+"""The headline workflow as library calls: get candles, train a model that carries its own context.
+
+``betavae-np train`` is :func:`load_candles` + :func:`train_on_candles` + :func:`betavae_np.save`;
+``traverse`` and ``evaluate`` use :func:`reference_window` and :func:`heldout_windows`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ._version import __version__
+from .exceptions import BybitError, ConfigError, DataError, InputError
+
+__all__ = ["SOURCES", "TrainResult", "load_candles", "train_on_candles", "model_windower",
+           "windows_for_model", "reference_window", "heldout_windows", "default_epochs"]
+
+log = logging.getLogger(__name__)
+
+#: The named data sources; anything else is a path to a CSV file.
+SOURCES = ("auto", "bybit", "sample")
+
+#: Candles requested from Bybit when no --start is given (about 2.3 years of hourly candles).
+DEFAULT_CANDLES = 20_000
+
+#: Bybit errors after which ``source="auto"`` falls back to the cache or the bundled sample.
+_UNREACHABLE = ("BybitNetworkError", "BybitForbiddenError", "BybitRateLimitError", "BybitServerError",
+                "BybitResponseError")
+
+
+def _notice(on_notice, message: str) -> None:
+    log.info(message)
+    if on_notice is not None:
+        on_notice(message)
+
+
+def _is_btc(symbol: str) -> bool:
+    return re.sub(r"[^A-Z]", "", symbol.upper()).startswith(("BTC", "XBT"))
+
+
+def _to_utc(value, name: str):
+    if value is None:
+        return None
+    try:
+        if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.isdigit()):
+            ts = pd.Timestamp(int(value), unit="ms", tz="UTC")
+        else:
+            ts = pd.Timestamp(value)
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError):
+        raise ConfigError(f"{name} {value!r} is not a date (use e.g. 2024-05-01 or 2024-05-01T12:00)") from None
+    return ts
+
+
+def _clip(df: pd.DataFrame, start, end) -> pd.DataFrame:
+    out = df
+    if start is not None:
+        out = out[out.index >= start]
+    if end is not None:
+        out = out[out.index <= end]
+    out = out.copy()
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def _sample(symbol: str, interval: str, start, end, why: str | None, on_notice) -> pd.DataFrame:
+    from .data.sample import load_sample
+
+    if not _is_btc(symbol):
+        raise DataError(f"the bundled sample holds BTC-USD candles only, not {symbol}"
+                        + (f" ({why})" if why else "") + "; fetch with --source bybit or give a CSV path")
+    if interval != "60":
+        raise DataError(f"the bundled sample is hourly (interval 60), not interval {interval}"
+                        + (f" ({why})" if why else "") + "; use --interval 60 or another source")
+    df = load_sample()
+    prov = dict(df.attrs.get("betavae_np", {}))
+    if why:
+        _notice(on_notice, f"{why}; using the bundled real sample instead: {prov.get('exchange', 'coinbase')} "
+                           f"{prov.get('pair', 'BTC-USD')} 1h candles {prov.get('start', '?')[:10]} .. "
+                           f"{prov.get('end', '?')[:10]} ({prov.get('rows', len(df))} rows), not Bybit {symbol}")
+    out = _clip(df, start, end)
+    prov.update(requested_symbol=symbol, fallback_reason=why)
+    out.attrs["betavae_np"] = prov
+    return out
+
+
+def load_candles(symbol: str, *, source: str = "auto", interval: str = "60", start=None, end=None,
+                 category: str = "linear", base_url: str | None = None, cache_dir=None,
+                 on_notice: Callable[[str], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Candles for a symbol from Bybit (through the cache), the bundled sample or a CSV file.
+
+    Parameters
+    ----------
+    symbol : str
+        Bybit symbol, e.g. ``"BTCUSDT"``.
+    source : {"auto", "bybit", "sample"} or path
+        ``auto``: the cache, then Bybit, and when Bybit cannot be reached the cached candles or, for
+        BTC hourly, the bundled real sample (with a notice naming what is used). ``bybit``: Bybit
+        through the cache, errors are errors. ``sample``: the bundled sample. A path: a candle CSV.
+    interval : str
+        Bybit interval code or alias (``60``, ``1h``, ``D``...).
+    start, end : date-like, optional
+        Range of candle open times (UTC). Default for Bybit: the last 20,000 candles.
+    on_notice : callable(str), optional
+        Receives fallback notices (the library never prints).
+    on_progress : callable(fetched, expected), optional
+        Fetch progress.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The candle convention, with ``attrs["betavae_np"]`` holding the provenance.
+    """
+    from .data.intervals import interval_ms, normalize_interval
+
+    interval = normalize_interval(interval)
+    start, end = _to_utc(start, "start"), _to_utc(end, "end")
+    if start is not None and end is not None and start >= end:
+        raise ConfigError(f"start {start.isoformat()} is not before end {end.isoformat()}")
+    if source == "sample":
+        return _sample(symbol, interval, start, end, None, on_notice)
+    if source not in SOURCES:
+        from .data.frame import read_candles_csv
+
+        if not os.path.exists(source):
+            raise DataError(f"source {source!r} is neither auto, bybit, sample nor an existing CSV file")
+        df = _clip(read_candles_csv(source), start, end)
+        df.attrs["betavae_np"] = {"source": "csv", "path": os.path.abspath(source), "symbol": symbol,
+                                  "interval": interval, "rows": len(df),
+                                  "start": df.index[0].isoformat() if len(df) else None,
+                                  "end": df.index[-1].isoformat() if len(df) else None}
+        return df
+    if start is None and interval_ms(interval) > 0:
+        anchor = end if end is not None else pd.Timestamp.now(tz="UTC")
+        start = anchor - pd.Timedelta(milliseconds=interval_ms(interval) * DEFAULT_CANDLES)
+    from .data.fetch import fetch_klines
+
+    kwargs = {}
+    if source == "auto":
+        kwargs = {"retries": 1, "timeout": 10.0}
+    try:
+        return fetch_klines(symbol, interval=interval, start=start, end=end, category=category,
+                            base_url=base_url, cache_dir=cache_dir, on_progress=on_progress, **kwargs)
+    except BybitError as exc:
+        if source == "bybit" or type(exc).__name__ not in _UNREACHABLE:
+            raise
+        why = f"Bybit could not be reached ({exc})"
+    cached = _cached(symbol, interval, category, start, end, cache_dir)
+    if cached is not None and len(cached):
+        _notice(on_notice, f"{why}; using {len(cached)} cached Bybit candles of {symbol} "
+                           f"({cached.index[0].isoformat()} .. {cached.index[-1].isoformat()})")
+        return cached
+    if start is not None and end is None and _is_btc(symbol) and interval == "60":
+        start = None  # the default window is 'recent candles', which the sample cannot honour
+    return _sample(symbol, interval, start, end, why, on_notice)
+
+
+def _cached(symbol, interval, category, start, end, cache_dir):
+    from .data.cache import CandleCache
+
+    try:
+        df = CandleCache(cache_dir).load(category, symbol.upper(), interval, start=start, end=end)
+    except (OSError, DataError):
+        return None
+    if df is None or not len(df):
+        return None
+    df.attrs.setdefault("betavae_np", {}).update(source="bybit-cache", exchange="bybit", symbol=symbol.upper(),
+                                                  category=category, interval=interval, rows=len(df),
+                                                  start=df.index[0].isoformat(), end=df.index[-1].isoformat())
+    return df
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_on_candles` produced.
+
+    Attributes
+    ----------
+    model : BetaVAE
+        Trained; ``model.metadata`` carries everything :func:`betavae_np.save` should keep.
+    history : History
+    windower : Windower
+    train, validation : WindowSet
+        The time-ordered split (validation is the latest part; None when ``val_fraction`` is 0).
+    seconds : float
+        Training wall time.
+    """
+
+    model: object
+    history: object
+    windower: object
+    train: object
+    validation: object
+    seconds: float
+
+
+def default_epochs(n_windows: int, batch_size: int) -> int:
+    """Epochs for a run of about a minute on 2 cores: ~12,000 optimisation steps, 5..400 epochs."""
+    steps_per_epoch = max(1, -(-n_windows // batch_size))
+    return int(min(400, max(5, round(12_000 / steps_per_epoch))))
+
+
+def train_on_candles(df: pd.DataFrame, *, window: int = 32, lookback: int = 128, latent: int = 8,
+                     hidden=(128, 64), activation: str = "relu", beta: float = 4.0, anneal: str = "linear",
+                     warmup: float = 0.2, epochs: int | None = None, batch_size: int = 256, lr: float = 1e-3,
+                     seed: int = 0, val_fraction: float = 0.2, dtype: str = "float32",
+                     early_stopping: int | None = None, on_batch=None, on_epoch=None,
+                     on_start: Callable[[dict], None] | None = None) -> TrainResult:
+    """Window the candles, split by time, train a beta-VAE and record what later use needs.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Candles (the convention of :mod:`betavae_np.data.frame`), ideally with provenance in
+        ``attrs["betavae_np"]``.
+    window, lookback : int
+        Candles per window and of the causal normalisation scale (see :class:`~betavae_np.data.Windower`).
+    latent, hidden, activation, dtype
+        The model (:class:`~betavae_np.VAEConfig`).
+    beta, anneal, warmup
+        The beta schedule (:func:`betavae_np.schedules.make`).
+    epochs : int, optional
+        Default :func:`default_epochs` (about a minute on 2 cores).
+    batch_size, lr, seed, early_stopping
+        As :func:`betavae_np.fit`; ``seed`` seeds initialisation and minibatches.
+    val_fraction : float
+        The latest share of windows held out for validation (never shuffled into training).
+    on_batch, on_epoch : callable, optional
+        Progress callbacks passed to :func:`betavae_np.fit`.
+    on_start : callable(dict), optional
+        Called once before training with the plan (windows, epochs, steps) for progress bars.
+
+    Returns
+    -------
+    TrainResult
+    """
+    from . import schedules
+    from .analysis.latent import latent_stats
+    from .analysis.measures import window_measures
+    from .data.frame import validate_candles
+    from .data.windows import Windower
+    from .nn.adam import Adam
+    from .nn.model import BetaVAE, VAEConfig
+    from .train import fit
+
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    prov = dict(df.attrs.get("betavae_np", {}))
+    df = validate_candles(df, what=prov.get("symbol", "candles"))
+    windower = Windower(window=window, lookback=lookback, interval=prov.get("interval"))
+    allw = windower.windows(df)
+    n = allw.shape[0]
+    if val_fraction > 0:
+        train, val = allw.split(val_fraction)
+        if val.shape[0] < 1 or train.shape[0] < 1:
+            raise DataError(f"{n} windows are too few to hold out {val_fraction:.0%} for validation; "
+                            "use more candles or --val-fraction 0")
+    else:
+        train, val = allw, None
+    cfg = VAEConfig(n_input=allw.shape[1], hidden=tuple(hidden), n_latent=latent, activation=activation,
+                    dtype=dtype)
+    model = BetaVAE(cfg, rng=seed)
+    schedule = schedules.make(anneal, beta=beta, warmup=warmup)
+    if epochs is None:
+        epochs = default_epochs(train.shape[0], batch_size)
+    if batch_size > train.shape[0]:
+        raise ConfigError(f"batch size {batch_size} is larger than the {train.shape[0]} training windows; "
+                          "use a smaller --batch-size or more candles")
+    if on_start is not None:
+        on_start({"windows": n, "train": train.shape[0], "validation": 0 if val is None else val.shape[0],
+                  "epochs": epochs, "steps_per_epoch": -(-train.shape[0] // batch_size)})
+    t0 = time.perf_counter()
+    history = fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=Adam(lr=lr), schedule=schedule,
+                  rng=seed, validation=val, on_batch=on_batch, on_epoch=on_epoch, early_stopping=early_stopping)
+    seconds = time.perf_counter() - t0
+
+    stats = latent_stats(model, train)
+    train_arr = train.array()
+    measures = window_measures(train_arr, window, windower.features)
+    last = allw.shape[0] - 1
+    ref = np.empty((1, allw.shape[1]), dtype=np.float32)
+    allw.gather(np.array([last], dtype=np.int64), ref)
+    prov.update(rows=len(df), start=df.index[0].isoformat(), end=df.index[-1].isoformat())
+    model.metadata = _jsonable({
+        "created": pd.Timestamp.now(tz="UTC").isoformat(),
+        "package_version": __version__,
+        "seed": seed,
+        "data": prov,
+        "windower": windower.to_dict(),
+        "split": {"val_fraction": val_fraction, "windows": n, "train": train.shape[0],
+                  "validation": 0 if val is None else val.shape[0],
+                  "train_end": train.end_times[-1].isoformat(),
+                  "validation_start": None if val is None else val.end_times[0].isoformat()},
+        "training": {"epochs": epochs, "epochs_run": len(history.train_total), "batch_size": batch_size,
+                     "lr": lr, "beta": beta, "anneal": anneal, "warmup": warmup,
+                     "schedule": schedule.to_dict(), "seconds": seconds},
+        "history": history.to_dict(),
+        "latent_stats": stats.to_dict(),
+        "measure_scale": {k: float(np.std(v)) for k, v in measures.items()},
+        "train_mean_window": train_arr.mean(0, dtype=np.float64),
+        "reference": {"end_time": allw.end_times[last].isoformat(), "window": ref[0]},
+    })
+    return TrainResult(model=model, history=history, windower=windower, train=train, validation=val,
+                       seconds=seconds)
+
+
+def _jsonable(obj):
+    """Plain JSON types for metadata: arrays and NumPy scalars become lists and Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def model_windower(model):
+    """The :class:`~betavae_np.data.Windower` a model was trained with (from its metadata)."""
+    from .data.windows import Windower
+
+    meta = (getattr(model, "metadata", None) or {}).get("windower")
+    if not meta:
+        raise InputError("the model file has no windowing settings; it was not trained by betavae-np train")
+    return Windower.from_dict(meta)
+
+
+def _model_source(model):
+    data = (getattr(model, "metadata", None) or {}).get("data") or {}
+    src = data.get("source")
+    if src == "csv":
+        return data.get("path")
+    if src in ("bybit", "bybit-cache"):
+        return "bybit"
+    return "sample" if src == "sample" else "auto"
+
+
+def windows_for_model(model, *, source: str | None = None, base_url=None, cache_dir=None, on_notice=None,
+                      on_progress=None):
+    """Candles and windows laid out as a model expects, from ``source`` or the model's own data source.
+
+    Returns
+    -------
+    df : pandas.DataFrame
+    windows : WindowSet
+    """
+    data = (getattr(model, "metadata", None) or {}).get("data") or {}
+    symbol = data.get("requested_symbol") or data.get("symbol") or "BTCUSDT"
+    src = source or _model_source(model)
+    kw = {}
+    if src in ("bybit", "auto") and data.get("source") in ("bybit", "bybit-cache"):
+        kw = {"start": data.get("start"), "end": data.get("end"), "category": data.get("category", "linear")}
+    if src == "sample" and symbol and not _is_btc(symbol):
+        symbol = "BTCUSDT"
+    df = load_candles(symbol, source=src, interval=data.get("interval", "60"), base_url=base_url,
+                      cache_dir=cache_dir, on_notice=on_notice, on_progress=on_progress, **kw)
+    w = model_windower(model)
+    return df, w.windows(df)
+
+
+def heldout_windows(model, windows):
+    """The validation (latest) part of ``windows`` under the model's recorded split fraction."""
+    frac = ((getattr(model, "metadata", None) or {}).get("split") or {}).get("val_fraction", 0.2)
+    if not frac:
+        return windows
+    return windows.split(frac)[1]
+
+
+def reference_window(model, *, at=None, windows=None) -> tuple[np.ndarray, str]:
+    """The window to traverse: the model's stored latest window, or the one ending at/before ``at``.
+
+    Parameters
+    ----------
+    model : BetaVAE
+    at : date-like, optional
+        Pick the last window whose final candle opens at or before this time (needs ``windows``).
+    windows : WindowSet, optional
+        Windows laid out for the model (see :func:`windows_for_model`).
+
+    Returns
+    -------
+    x : ndarray, shape (n_input,)
+    end_time : str
+        ISO time of the window's last candle.
+    """
+    if at is None:
+        ref = (getattr(model, "metadata", None) or {}).get("reference")
+        if ref and windows is None:
+            return np.asarray(ref["window"], dtype=model.dtype), ref["end_time"]
+        if windows is None:
+            raise InputError("the model file has no reference window; give --at TIME with a data --source")
+        i = windows.shape[0] - 1
+    else:
+        ts = _to_utc(at, "--at")
+        ends = windows.end_times
+        i = int(ends.searchsorted(ts, side="right")) - 1
+        if i < 0:
+            raise InputError(f"no window ends at or before {ts.isoformat()}; the data starts "
+                             f"{ends[0].isoformat()}")
+    out = np.empty((1, windows.shape[1]), dtype=model.dtype)
+    windows.gather(np.array([i], dtype=np.int64), out)
+    return out[0], windows.end_times[i].isoformat()
