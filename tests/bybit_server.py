@@ -150,6 +150,7 @@ class BybitServer:
         lo = np.searchsorted(hist.t, int(params["start"]) - step, side="right") if "start" in params else 0
         hi = np.searchsorted(hist.t, end, side="right")
         lo = max(lo, hi - limit)
+        entry["times"] = hist.t[lo:hi]  # what this answer carries (ascending)
         rows = hist.rows[lo:hi][::-1]
         body = {"retCode": 0, "retMsg": "OK",
                 "result": {"category": key[0], "symbol": key[1], "list": rows},

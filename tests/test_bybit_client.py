@@ -10,6 +10,7 @@ import threading
 import aiohttp
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from bybit_server import BybitServer, fixture, make_history
 from betavae_np.data import BybitClient, fetch_klines
@@ -279,3 +280,27 @@ def test_klines_other_intervals_page_on_their_grid(srv, code, alias):
     got = df.index.as_unit("ms").asi8
     np.testing.assert_array_equal(got, t0 + step * np.arange(1, 1201))
     assert df.attrs["betavae_np"]["interval"] == code and len(srv.log) == 3
+
+
+@pytest.fixture(scope="module")
+def gappy():
+    with BybitServer() as s:
+        s.now_ms = NOW
+        s.hist = s.add("XRPUSDT", "60", make_history(T0, N, H, seed=3, drop=[(0, 7), (900, 1003), (1998, 2001),
+                                                                            (2500, 2501)]))
+        yield s
+
+
+@settings(max_examples=20)
+@given(a=st.integers(-50 * H, (N + 50) * H), span=st.integers(0, 2600 * H), limit=st.sampled_from([7, 200, 1000]))
+def test_klines_property_exact_range_any_bounds(gappy, a, span, limit):
+    start, end = T0 + a, T0 + a + span
+    k = len(gappy.log)
+    df = klines(gappy, "XRPUSDT", "60", max(0, start), end, client_kw={"limit": limit})
+    h = gappy.hist
+    sel = (h.t >= start) & (h.t <= end) & (h.t <= NOW - H)  # closed candles in range
+    np.testing.assert_array_equal(df.index.as_unit("ms").asi8, h.t[sel])
+    np.testing.assert_array_equal(df.to_numpy(), h.values[sel])
+    served = np.concatenate([e["times"] for e in gappy.log[k:]] + [np.empty(0, np.int64)])
+    inside = served[served >= start]
+    assert np.unique(inside).size == inside.size  # no candle of the range was served twice

@@ -6,12 +6,13 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from bybit_server import BybitServer, make_history
 from betavae_np.data import CandleCache, fetch_klines
@@ -245,3 +246,31 @@ def test_cache_concurrent_processes_lose_nothing(tmp_path):
     assert [p.wait(60) for p in procs] == [0, 0, 0]
     store = CandleCache(tmp_path).read("linear", "BTCUSDT", "60")
     assert store.t.size == 45 and store.ranges.shape == (45, 2)
+
+
+@pytest.fixture(scope="module")
+def gappy():
+    with BybitServer() as s:
+        s.now_ms = NOW
+        s.hist = s.add("BTCUSDT", "60", make_history(T0, N, H, seed=5, drop=[(300, 340), (2000, 2002)]))
+        yield s
+
+
+range_st = st.tuples(st.integers(-100, N + 20), st.integers(0, 1500), st.integers(0, H - 1))
+
+
+@settings(max_examples=15)
+@given(st.lists(range_st, min_size=1, max_size=4))
+def test_cache_property_sequence_exact_and_each_candle_served_once(gappy, seq):
+    with tempfile.TemporaryDirectory() as d:
+        k = len(gappy.log)
+        for i0, n, jitter in seq:
+            start, end = T0 + i0 * H + jitter, T0 + (i0 + n) * H + jitter
+            df = get(gappy, d, start, end)
+            t, v = truth(gappy, start, min(end, NOW - H))
+            np.testing.assert_array_equal(df.index.as_unit("ms").asi8, t)
+            np.testing.assert_array_equal(df.to_numpy(), v)
+        served = np.concatenate([e["times"][e["times"] >= int(e["params"]["start"])] for e in gappy.log[k:]]
+                                + [np.empty(0, np.int64)])
+        closed = served[served <= NOW - H]
+        assert np.unique(closed).size == closed.size  # no closed candle was asked for twice
