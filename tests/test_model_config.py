@@ -38,7 +38,8 @@ def test_vaeconfig_dict_round_trip_through_json():
     assert bv.VAEConfig.from_dict(d) == cfg
 
 
-@pytest.mark.parametrize("change, word", [(dict(extra=1), "unknown"), (dict(drop="dtype"), "missing")])
+@pytest.mark.parametrize("change, word", [(dict(extra=1), "unknown"),
+                                          (dict(drop="dtype"), "missing")])
 def test_vaeconfig_from_dict_rejects_unknown_and_missing_keys(change, word):
     d = bv.VAEConfig().to_dict()
     d.update({k: v for k, v in change.items() if k != "drop"})

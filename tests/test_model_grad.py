@@ -141,3 +141,12 @@ def test_loss_in_chunks_equals_one_batch():
     assert chunked.total == pytest.approx(whole.total, rel=1e-12)
     assert chunked.kl == pytest.approx(whole.kl, rel=1e-12)
     np.testing.assert_allclose(chunked.kl_per_dim, whole.kl_per_dim, rtol=1e-12)
+
+
+def test_workspace_exposes_mu_and_logvar_of_the_last_batch():
+    model, X, eps = _setup(9, (6,), 3, "relu", 2, 5)
+    ws = model.workspace(8)
+    model.forward_train(ws, X, eps)
+    mu, logvar = model.encode(X)
+    np.testing.assert_allclose(ws.mu, mu, rtol=1e-12)
+    np.testing.assert_allclose(ws.logvar, logvar, rtol=1e-12)

@@ -1,4 +1,4 @@
-"""The VAE-specific elementwise kernels: heads + reparameterisation + KL, and the reconstruction loss.
+"""VAE elementwise kernels: heads + reparameterisation + KL, and the reconstruction loss.
 
 The two heads share one matmul: ``H = h @ [W_mu | W_logvar]`` of shape (B, 2L), so
 ``mu = H[:, :L]`` and ``logvar = H[:, L:]``.
@@ -59,8 +59,8 @@ def heads_backward(dH, dhb, dZ, H, S, eps, beta, inv_b):  # pragma: no cover - c
     """Gradient through the reparameterisation and ``beta`` x KL into the head pre-activations.
 
     dH (B, 2L) out: ``[dmu | dlogvar]``; dhb (2L,) out: its column sums; dZ (B, L) gradient of the
-    batch-mean reconstruction w.r.t. ``z``; H (B, 2L) ``[mu | logvar]``; S (B, L) ``exp(0.5 logvar)``;
-    eps (B, L); beta >= 0; inv_b = 1 / B.
+    batch-mean reconstruction w.r.t. ``z``; H (B, 2L) ``[mu | logvar]``;
+    S (B, L) ``exp(0.5 logvar)``; eps (B, L); beta >= 0; inv_b = 1 / B.
     """
     B, L = dZ.shape
     c = beta * inv_b

@@ -10,7 +10,7 @@ _EXPORTS = {
     "VAEConfig": ".config",
     "ACTIVATIONS": ".config",
     "BetaVAE": ".model",
-    "LossParts": ".model",
+    "LossParts": ".loss",
     "Workspace": ".workspace",
     "Adam": ".adam",
 }

@@ -22,7 +22,7 @@ def _as_float(name: str, a: object, dtype: np.dtype) -> np.ndarray:
 
 
 def as_rows(name: str, a: object, width: int, dtype: np.dtype) -> np.ndarray:
-    """Return ``a`` as a C-contiguous (n, width) array of ``dtype`` (n >= 1), or raise InputError."""
+    """Return ``a`` as a C-contiguous (n, width) ``dtype`` array (n >= 1), or raise InputError."""
     arr = np.asarray(a)
     if arr.ndim != 2 or arr.shape[1] != width or arr.shape[0] < 1:
         raise InputError(f"{name} must have shape (n, {width}) with n >= 1, got {arr.shape}.")

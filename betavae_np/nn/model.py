@@ -7,7 +7,6 @@ in fused Numba kernels (:mod:`betavae_np._kernels`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,35 +17,13 @@ from .._kernels.vae import heads_backward, heads_forward, recon_forward
 from ..exceptions import ConfigError, InputError
 from .checks import as_beta, as_rows, as_vector
 from .config import ACTIVATIONS, VAEConfig
+from .loss import LossParts
 from .params import init_params, layer_views, make_layout, named_views
 from .workspace import Workspace
 
 __all__ = ["BetaVAE", "VAEConfig", "LossParts", "Workspace"]
 
 _matmul = np.matmul
-
-
-@dataclass(frozen=True)
-class LossParts:
-    """Batch-mean loss terms: ``total = recon + beta * kl``.
-
-    Attributes
-    ----------
-    total, recon, kl : float
-        Means over the batch of the per-sample loss, reconstruction and KL.
-    kl_per_dim : ndarray, shape (n_latent,), float64
-        Mean KL of each latent dimension (sums to ``kl``).
-    """
-
-    total: float
-    recon: float
-    kl: float
-    kl_per_dim: np.ndarray = field(repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-able dict."""
-        return {"total": self.total, "recon": self.recon, "kl": self.kl,
-                "kl_per_dim": [float(v) for v in self.kl_per_dim]}
 
 
 class BetaVAE:
@@ -241,7 +218,10 @@ class BetaVAE:
 
     # ------------------------------------------------------------------ training fast path
     def workspace(self, batch_size: int) -> Workspace:
-        """Allocate buffers for :meth:`forward_train`/:meth:`backward_train` (up to ``batch_size`` rows)."""
+        """Allocate the buffers of :meth:`forward_train`/:meth:`backward_train`.
+
+        ``batch_size`` is the largest batch served; smaller batches use the leading rows.
+        """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
