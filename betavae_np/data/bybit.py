@@ -341,7 +341,7 @@ class BybitClient:
         include_open : bool
             Keep the newest candle while it is still open (``open_time + interval > now``).
         on_progress : callable, optional
-            ``on_progress(fetched, expected)`` after each page.
+            ``on_progress(fetched, expected)`` after each page, and ``(expected, expected)`` at the end.
 
         Returns
         -------
@@ -361,6 +361,9 @@ class BybitClient:
         start_ms, end_ms = resolve_range(start, end, code, now)
         count = _Count()
         t, v = await self.fetch_range(category, symbol, code, start_ms, end_ms, count, on_progress)
+        if on_progress is not None:  # the end, even when gaps kept the count below the estimate
+            n = max(1, count_candles(start_ms, end_ms, code))
+            on_progress(n, n)
         if not include_open and t.size:
             closed = t <= last_closed_open(now, code)
             t, v = t[closed], v[closed]

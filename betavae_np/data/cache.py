@@ -93,9 +93,19 @@ class Store:
 
 
 class CandleCache:
-    """Candle cache rooted at ``cache_dir`` (default :func:`default_cache_dir`).
+    """Candle cache rooted at ``cache_dir``.
 
-    Layout: ``<cache_dir>/bybit/<category>/<SYMBOL>/<interval>.npz``.
+    Parameters
+    ----------
+    cache_dir : str or os.PathLike, optional
+        Root folder; default env ``BETAVAE_NP_CACHE`` or ``~/.cache/betavae-np``.
+
+    Notes
+    -----
+    Layout: ``<cache_dir>/bybit/<category>/<SYMBOL>/<interval>.npz`` (arrays ``t`` int64 (n,),
+    ``v`` float64 (n, 6) ``open high low close volume turnover``, ``ranges`` int64 (k, 2) fetched
+    ms ranges, ``format``, ``version``), a ``.lock`` file beside it for merges. Only closed candles
+    are stored. Reading never needs the network: :meth:`load`.
     """
 
     def __init__(self, cache_dir: str | os.PathLike | None = None):
