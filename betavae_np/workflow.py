@@ -209,8 +209,8 @@ def default_epochs(n_windows: int, batch_size: int) -> int:
 
 
 def train_on_candles(df: pd.DataFrame, *, window: int = 32, lookback: int = 128, latent: int = 8,
-                     hidden=(128, 64), activation: str = "relu", beta: float = 4.0, anneal: str = "linear",
-                     warmup: float = 0.2, epochs: int | None = None, batch_size: int = 256, lr: float = 1e-3,
+                     hidden=(128, 64), activation: str = "relu", beta: float = 0.5, anneal: str = "linear",
+                     warmup: float = 0.2, cycles: int = 4, capacity: float = 10.0, epochs: int | None = None, batch_size: int = 256, lr: float = 1e-3,
                      seed: int = 0, val_fraction: float = 0.2, dtype: str = "float32",
                      early_stopping: int | None = None, on_batch=None, on_epoch=None,
                      on_start: Callable[[dict], None] | None = None) -> TrainResult:
@@ -225,8 +225,10 @@ def train_on_candles(df: pd.DataFrame, *, window: int = 32, lookback: int = 128,
         Candles per window and of the causal normalisation scale (see :class:`~betavae_np.data.Windower`).
     latent, hidden, activation, dtype
         The model (:class:`~betavae_np.VAEConfig`).
-    beta, anneal, warmup
-        The beta schedule (:func:`betavae_np.schedules.make`).
+    beta, anneal, warmup, cycles, capacity
+        The beta schedule (:func:`betavae_np.schedules.make`): ``cycles`` for ``cyclical``;
+        for ``capacity`` ``beta`` is gamma and ``capacity`` the final KL target C in nats, reached
+        at the end of training.
     epochs : int, optional
         Default :func:`default_epochs` (about a minute on 2 cores).
     batch_size, lr, seed, early_stopping
@@ -268,7 +270,7 @@ def train_on_candles(df: pd.DataFrame, *, window: int = 32, lookback: int = 128,
     cfg = VAEConfig(n_input=allw.shape[1], hidden=tuple(hidden), n_latent=latent, activation=activation,
                     dtype=dtype)
     model = BetaVAE(cfg, rng=seed)
-    schedule = schedules.make(anneal, beta=beta, warmup=warmup)
+    schedule = schedules.make(anneal, beta=beta, warmup=warmup, cycles=cycles, c_max=capacity)
     if epochs is None:
         epochs = default_epochs(train.shape[0], batch_size)
     if batch_size > train.shape[0]:

@@ -9,7 +9,7 @@ import click
 from ._common import bybit_options, emit_json, fmt, handle_errors, json_option, notice, render_table, source_options
 
 
-@click.command()
+@click.command(short_help="Held-out error, KL per dimension, active units, collapse warnings.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @source_options(None)
 @bybit_options

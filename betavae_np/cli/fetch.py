@@ -8,7 +8,7 @@ from ._common import atomic_path, bybit_options, emit_json, handle_errors, json_
 from ._progress import FetchProgress
 
 
-@click.command()
+@click.command(short_help="Fetch Bybit candles of any range (paged, paced, cached).")
 @click.argument("symbol")
 @click.option("--interval", default="60", show_default=True,
               help="Bybit interval: 1 3 5 15 30 60 120 240 360 720 D W M, or 1m 5m 1h 4h 1d 1w...")

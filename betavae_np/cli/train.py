@@ -11,7 +11,7 @@ from ._common import (bybit_options, emit_json, fmt, handle_errors, json_option,
 from ._progress import FetchProgress, TrainProgress
 
 
-@click.command()
+@click.command(short_help="Train a beta-VAE on a symbol's candles; write the model file.")
 @click.argument("symbol")
 @source_options("auto")
 @click.option("--interval", default="60", show_default=True, help="Candle interval (Bybit code or alias: 60, 1h, 4h, D).")
@@ -25,11 +25,16 @@ from ._progress import FetchProgress, TrainProgress
 @click.option("--hidden", default="128,64", show_default=True, callback=parse_hidden,
               help="Encoder hidden sizes (the decoder mirrors them); 'none' for no hidden layer.")
 @click.option("--activation", type=click.Choice(["relu", "tanh", "elu"]), default="relu", show_default=True)
-@click.option("--beta", type=click.FloatRange(min=0), default=4.0, show_default=True, help="KL weight (gamma for capacity).")
+@click.option("--beta", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="KL weight (gamma for capacity); see the README on its scale.")
 @click.option("--anneal", type=click.Choice(["constant", "linear", "cyclical", "warmup", "capacity"]),
               default="linear", show_default=True, help="Beta schedule, evaluated every optimisation step.")
 @click.option("--warmup", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="Fraction of training spent warming beta up.")
+@click.option("--cycles", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Cycles of the cyclical schedule.")
+@click.option("--capacity", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Final KL capacity C in nats for --anneal capacity (then --beta is gamma).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Passes over the training windows. Default: about 12,000 steps (~1 minute on 2 cores).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
@@ -46,7 +51,7 @@ from ._progress import FetchProgress, TrainProgress
 @json_option
 @handle_errors
 def train(symbol, source, interval, category, start, end, window, lookback, latent, hidden, activation, beta,
-          anneal, warmup, epochs, batch_size, lr, val_fraction, early_stopping, seed, out, base_url, cache_dir,
+          anneal, warmup, cycles, capacity, epochs, batch_size, lr, val_fraction, early_stopping, seed, out, base_url, cache_dir,
           quiet, as_json):
     """Train a beta-VAE on SYMBOL's candles and write the model file.
 
@@ -89,7 +94,8 @@ def train(symbol, source, interval, category, start, end, window, lookback, late
                    f"{plan['epochs']} epochs x {plan['steps_per_epoch']} steps", err=True)
 
     result = train_on_candles(df, window=window, lookback=lookback, latent=latent, hidden=hidden,
-                              activation=activation, beta=beta, anneal=anneal, warmup=warmup, epochs=epochs,
+                              activation=activation, beta=beta, anneal=anneal, warmup=warmup, cycles=cycles,
+                              capacity=capacity, epochs=epochs,
                               batch_size=batch_size, lr=lr, seed=seed, val_fraction=val_fraction,
                               early_stopping=early_stopping, on_start=on_start,
                               on_batch=lambda i: bars["p"].on_batch(i), on_epoch=lambda i: bars["p"].on_epoch(i))

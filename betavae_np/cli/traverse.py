@@ -9,7 +9,7 @@ import click
 from ._common import atomic_path, bybit_options, emit_json, fmt, handle_errors, json_option, notice, render_table, source_options
 
 
-@click.command()
+@click.command(short_help="Say what each latent dimension means (table, JSON, plot).")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option("--dims", default=None, help="Dimensions to traverse, e.g. 0,2,5 (default: all).")
 @click.option("--span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,

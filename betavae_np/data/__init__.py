@@ -12,6 +12,7 @@ _EXPORTS = {
     "index_to_ms": ".frame",
     "BybitClient": ".bybit",
     "fetch_klines": ".fetch",
+    "afetch_klines": ".fetch",
     "CandleCache": ".cache",
     "normalize_interval": ".intervals",
     "interval_ms": ".intervals",
