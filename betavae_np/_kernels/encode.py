@@ -36,6 +36,8 @@ def encode_one(mu, logvar, scratch, x, params, layers, act):  # pragma: no cover
     if not np.isfinite(chk):
         return 1
     n_layers = layers.shape[0]
+    zero = scratch.dtype.type(0.0)
+    slope = scratch.dtype.type(0.01)
     half = scratch.shape[0] // 2
     src = scratch[:half]       # input of the current layer (x for the first)
     dst = scratch[half:]
@@ -72,7 +74,7 @@ def encode_one(mu, logvar, scratch, x, params, layers, act):  # pragma: no cover
             if act == 1:
                 for j in range(n_out):
                     v = y[j]
-                    y[j] = v if v > 0 else 0.0
+                    y[j] = v if v > 0 else zero
             elif act == 2:
                 for j in range(n_out):
                     y[j] = np.tanh(y[j])
@@ -83,7 +85,7 @@ def encode_one(mu, logvar, scratch, x, params, layers, act):  # pragma: no cover
             elif act == 4:
                 for j in range(n_out):
                     v = y[j]
-                    y[j] = v if v > 0 else 0.01 * v
+                    y[j] = v if v > 0 else slope * v
         src, dst = dst, src
     for j in range(L):
         mu[j] = src[j]

@@ -32,6 +32,7 @@ def heads_forward(Z, S, kl_per_dim, H, hb, eps):  # pragma: no cover - compiled
     on exit; hb (2L,) head biases; eps (B, L) standard normal noise.
     """
     B, L = Z.shape
+    half = Z.dtype.type(0.5)       # keeps exp in the model dtype (expf for float32)
     kl_per_dim[:] = 0.0
     for r in range(B):
         h = H[r]
@@ -43,7 +44,7 @@ def heads_forward(Z, S, kl_per_dim, H, hb, eps):  # pragma: no cover - compiled
             lv = h[L + j] + hb[L + j]
             h[j] = m
             h[L + j] = lv
-            sd = np.exp(0.5 * lv)
+            sd = np.exp(half * lv)
             s[j] = sd
             z[j] = m + sd * e[j]
             kl_per_dim[j] += -0.5 * (1.0 + lv - m * m - sd * sd)
@@ -63,7 +64,9 @@ def heads_backward(dH, dhb, dZ, H, S, eps, beta, inv_b):  # pragma: no cover - c
     S (B, L) ``exp(0.5 logvar)``; eps (B, L); beta >= 0; inv_b = 1 / B.
     """
     B, L = dZ.shape
-    c = beta * inv_b
+    c = dH.dtype.type(beta * inv_b)
+    half = dH.dtype.type(0.5)
+    one = dH.dtype.type(1.0)
     dhb[:] = 0.0
     for r in range(B):
         d = dH[r]
@@ -73,7 +76,7 @@ def heads_backward(dH, dhb, dZ, H, S, eps, beta, inv_b):  # pragma: no cover - c
         e = eps[r]
         for j in range(L):
             gm = dz[j] + c * h[j]
-            gl = 0.5 * (dz[j] * e[j] * s[j] + c * (s[j] * s[j] - 1.0))
+            gl = half * (dz[j] * e[j] * s[j] + c * (s[j] * s[j] - one))
             d[j] = gm
             d[L + j] = gl
             dhb[j] += gm
@@ -90,7 +93,7 @@ def recon_forward(Y, b, X, scale):  # pragma: no cover - compiled
     """
     B, n = Y.shape
     total = 0.0
-    two = 2.0 * scale
+    two = Y.dtype.type(2.0 * scale)
     for r in range(B):
         y = Y[r]
         x = X[r]

@@ -166,6 +166,12 @@ class BetaVAE:
         ------
         InputError
             Wrong shape or dtype, or a non-finite value in ``x``.
+
+        Notes
+        -----
+        One compiled call over the flat parameter buffer (layer offsets in a small int64 table).
+        It uses a scratch buffer owned by the model: do not call it on the same model from
+        several threads at once.
         """
         dt = self.dtype
         if (type(x) is not np.ndarray or type(mu_out) is not np.ndarray
