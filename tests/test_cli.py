@@ -277,3 +277,25 @@ def test_cli_train_interrupted_keeps_previous_model(tmp_path, candles_csv, model
     assert "Traceback" not in err
     assert target.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["keep.npz"]
+
+
+def test_cli_train_unknown_symbol_on_bybit_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETAVAE_NP_CACHE", str(tmp_path / "cache"))
+    with BybitServer() as srv:
+        r = run("train", "NOPEUSDT", "--source", "bybit", "--base-url", srv.url, *SMALL,
+                "--out", tmp_path / "m.npz")
+        assert len(srv.log) == 1  # 10001 is never retried
+    assert r.exit_code == 1
+    assert "NOPEUSDT" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_cli_fetch_reports_gaps(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETAVAE_NP_CACHE", str(tmp_path / "cache"))
+    start = 1_704_067_200_000
+    with BybitServer() as srv:
+        srv.add("ETHUSDT", "60", make_history(start, 300, STEP["60"], seed=4, drop=[(100, 105)]))
+        r = run("fetch", "ETHUSDT", "--base-url", srv.url, "--start", "2024-01-01", "--end", "2024-01-13T11:00")
+    assert r.exit_code == 0, r.output
+    assert "295 candles" in r.stdout and "gaps 1 (5 missing candles)" in r.stdout
+    assert "gap 2024-01-05T04:00:00+00:00" in r.stdout
