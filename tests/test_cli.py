@@ -299,3 +299,15 @@ def test_cli_fetch_reports_gaps(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "295 candles" in r.stdout and "gaps 1 (5 missing candles)" in r.stdout
     assert "gap 2024-01-05T04:00:00+00:00" in r.stdout
+
+
+def test_cli_second_train_run_loads_kernels_from_the_disk_cache(tmp_path, candles_csv):
+    """The first run compiles and saves kernels; an identical second run only loads them."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), NUMBA_DEBUG_CACHE="1")
+    env.pop("BETAVAE_NP_NO_CACHE", None)
+    cmd = [sys.executable, "-m", "betavae_np", "train", "BTCUSDT", "--source", str(candles_csv), *SMALL,
+           "--epochs", "1", "--out", str(tmp_path / "m.npz")]
+    logs = [subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout for _ in range(2)]
+    assert logs[0].count("data saved") >= 5
+    assert logs[1].count("data saved") == 0, logs[1]
+    assert logs[1].count("data loaded") >= 5

@@ -24,7 +24,8 @@ from ._progress import FetchProgress, TrainProgress
 @click.option("--latent", type=click.IntRange(min=1), default=8, show_default=True, help="Latent dimensions.")
 @click.option("--hidden", default="128,64", show_default=True, callback=parse_hidden,
               help="Encoder hidden sizes (the decoder mirrors them); 'none' for no hidden layer.")
-@click.option("--activation", type=click.Choice(["relu", "tanh", "elu"]), default="relu", show_default=True)
+@click.option("--activation", type=click.Choice(["relu", "tanh", "elu", "leaky_relu"]), default="relu",
+              show_default=True)
 @click.option("--beta", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="KL weight (gamma for capacity); see the README on its scale.")
 @click.option("--anneal", type=click.Choice(["constant", "linear", "cyclical", "warmup", "capacity"]),
