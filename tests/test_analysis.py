@@ -23,7 +23,7 @@ def ref_measures(w):
     o, h, l, c, v = (w[:, i] for i in range(5))
     t = np.arange(len(c))
     rng = np.abs(h - l).sum()
-    return {"trend": np.polyfit(t, c, 1)[0], "volatility": (h - l).mean(), "volume": v.mean(),
+    return {"level": c.mean(), "trend": np.polyfit(t, c, 1)[0], "volatility": (h - l).mean(), "volume": v.mean(),
             "momentum": c[-1] - c[0], "body": np.abs(c - o).sum() / rng if rng > 0 else 0.0}
 
 
@@ -39,8 +39,8 @@ def test_measures_match_definitions(X):
 
 
 def test_measures_need_their_features():
-    assert available_measures(("close",)) == ["trend", "momentum"]
-    assert available_measures(FEATURES) == ["trend", "volatility", "volume", "momentum", "body"]
+    assert available_measures(("close",)) == ["level", "trend", "momentum"]
+    assert available_measures(FEATURES) == ["level", "trend", "volatility", "volume", "momentum", "body"]
 
 
 @pytest.mark.parametrize("dims,expected", [(None, [0, 1, 2]), ("0,2", [0, 2]), (1, [1]), ([2, 0], [2, 0])])
@@ -117,7 +117,7 @@ def _trend_model():
                   "latent_stats": {"mean": [0, 0, 0], "sd": [1, 1, 1], "kl": [1.0, 0.0, 1.0],
                                    "active": [True, False, True]},
                   # in real windows momentum spreads much wider than the slope (it sums window-1 steps)
-                  "measure_scale": {"trend": 0.01, "momentum": 0.2, "volatility": 0.05, "volume": 0.1,
+                  "measure_scale": {"level": 1.0, "trend": 0.01, "momentum": 0.2, "volatility": 0.05, "volume": 0.1,
                                     "body": 0.1}}
     return m
 

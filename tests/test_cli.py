@@ -191,13 +191,13 @@ def test_cli_train_bad_options_are_misuse(args, tmp_path, candles_csv):
 def test_cli_traverse_table_json_and_plot(model_file, tmp_path):
     r = run("traverse", model_file)
     assert r.exit_code == 0, r.output
-    for word in ("dim", "trend", "volatility", "volume", "momentum", "body", "meaning"):
+    for word in ("dim", "level", "trend", "volatility", "volume", "momentum", "body", "meaning"):
         assert word in r.stdout
     r = run("traverse", model_file, "--dims", "0,2", "--steps", "5", "--json", "--plot", tmp_path / "t.png")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert [d["dim"] for d in out["dimensions"]] == [0, 2]
-    assert out["steps"] == 5 and set(out["measures"]) == {"trend", "volatility", "volume", "momentum", "body"}
+    assert out["steps"] == 5 and set(out["measures"]) == {"level", "trend", "volatility", "volume", "momentum", "body"}
     assert all(len(d["profile"]["trend"]) == 5 for d in out["dimensions"])
     with open(tmp_path / "t.png", "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Say what each latent dimension means: traverse it and watch trend, volatility, volume, momentum, body."""
+"""Say what each latent dimension means: traverse it and watch level, trend, volatility, volume, momentum, body."""
 
 from __future__ import annotations
 

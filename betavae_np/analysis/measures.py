@@ -12,6 +12,7 @@ __all__ = ["MEASURES", "window_measures", "available_measures"]
 
 #: Measure name -> (features it needs, one-line meaning). Order is the table order.
 MEASURES = {
+    "level": (("close",), "mean close: where the window sits in its lookback range (0 bottom, 1 top)"),
     "trend": (("close",), "least-squares slope of the close per candle"),
     "volatility": (("high", "low"), "mean high-low range"),
     "volume": (("volume",), "mean (scaled) volume"),
@@ -45,7 +46,7 @@ def window_measures(X: np.ndarray, window: int, features) -> dict[str, np.ndarra
 
     Notes
     -----
-    trend = sum_t (t - tbar)(c_t - cbar) / sum_t (t - tbar)^2; volatility = mean_t (h_t - l_t);
+    level = mean_t c_t; trend = sum_t (t - tbar)(c_t - cbar) / sum_t (t - tbar)^2; volatility = mean_t (h_t - l_t);
     momentum = c_{T-1} - c_0; body = sum_t |c_t - o_t| / sum_t (h_t - l_t) (0 when the range is 0).
     """
     feats = list(features)
@@ -54,6 +55,8 @@ def window_measures(X: np.ndarray, window: int, features) -> dict[str, np.ndarra
     col = {name: W[..., feats.index(name)] for name in feats}  # each (..., window)
     out: dict[str, np.ndarray] = {}
     names = available_measures(feats)
+    if "level" in names:
+        out["level"] = col["close"].mean(-1)
     if "trend" in names:
         t = np.arange(window, dtype=np.float64) - (window - 1) / 2.0
         out["trend"] = (col["close"] * t).sum(-1) / (t * t).sum()

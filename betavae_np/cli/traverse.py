@@ -28,7 +28,7 @@ def traverse(model_path, dims, span, steps, at, source, base_url, cache_dir, plo
 
     Each dimension is moved from -span to +span sd of its encoded distribution around the reference
     window (the latest window of the training data by default), the others held; the table shows how
-    the decoded window's trend, volatility, volume, momentum and body/range change, in training-data
+    the decoded window's level, trend, volatility, volume, momentum and body/range change, in training-data
     standard deviations of each measure.
     """
     from ..analysis.interpret import interpret, window_layout
