@@ -8,7 +8,7 @@ from pathlib import Path
 from betavae_np import config
 
 PACKAGE = Path(__file__).resolve().parents[1] / "betavae_np"
-DECORATOR = re.compile(r"@(?:numba\.)?(?:njit|jit|vectorize|guvectorize|stencil)\b(.*)")
+DECORATOR = re.compile(r"^\s*@(?:numba\.)?(?:njit|jit|vectorize|guvectorize|stencil)\b(.*)")
 
 
 def _decorators():
