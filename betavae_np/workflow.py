@@ -86,7 +86,9 @@ def _sample(symbol: str, interval: str, start, end, why: str | None, on_notice) 
                            f"{prov.get('pair', 'BTC-USD')} 1h candles {prov.get('start', '?')[:10]} .. "
                            f"{prov.get('end', '?')[:10]} ({prov.get('rows', len(df))} rows), not Bybit {symbol}")
     out = _clip(df, start, end)
-    prov.update(requested_symbol=symbol, fallback_reason=why)
+    prov.update(requested_symbol=symbol, fallback_reason=why, rows=len(out),
+                start=out.index[0].isoformat() if len(out) else None,
+                end=out.index[-1].isoformat() if len(out) else None)
     out.attrs["betavae_np"] = prov
     return out
 
