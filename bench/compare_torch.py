@@ -19,8 +19,8 @@ import os
 import sys
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+# numpy's OpenBLAS is capped at 2 threads in main() rather than through OPENBLAS_NUM_THREADS /
+# OMP_NUM_THREADS: fit() treats those as the user's choice and would not pick its own count
 os.environ.setdefault("MKL_NUM_THREADS", "2")
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 
@@ -111,7 +111,13 @@ def main(argv=None) -> int:
         print("torch is not installed: nothing to compare against (pip install torch to run this).")
         return 0
     import betavae_np as bv
+    from betavae_np._blas import blas_threads
 
+    with blas_threads(2):         # at most 2 BLAS threads for numpy, like torch below
+        return _compare(args, torch, bv)
+
+
+def _compare(args, torch, bv) -> int:
     torch.set_num_threads(2)
     torch.manual_seed(0)
     X = synthetic_windows(args.windows)

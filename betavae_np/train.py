@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from ._blas import blas_threads, threads_for_batch
 from .exceptions import ConfigError, InputError, TrainingError
 from .nn.adam import Adam
 from .schedules import Constant, Schedule
@@ -258,6 +259,8 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
     normal = rng.standard_normal
     forward, backward, opt_step = model.forward_train, model.backward_train, optimizer.step
     kl_weight = schedule.kl_weight
+    # a plain Constant needs no per-step schedule calls: w = beta, loss = recon + beta * kl
+    const_beta = schedule.beta if type(schedule) is Constant else None
     isfinite = math.isfinite
 
     def diverged(epoch: int, step: int, what: str) -> TrainingError:
@@ -271,7 +274,8 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
             "beta, or set Adam(clip_norm=...).")
 
     step = 0
-    with np.errstate(over="ignore", invalid="ignore"):   # divergence is detected, not warned
+    # divergence is detected, not warned; small batches run single-threaded BLAS (see _blas)
+    with np.errstate(over="ignore", invalid="ignore"), blas_threads(threads_for_batch(batch_size)):
         try:
             for epoch in range(epochs):
                 t0 = time.perf_counter()
@@ -294,11 +298,17 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
                     recon, kl = forward(ws, xb, eb)
                     if not (isfinite(recon) and isfinite(kl)):
                         raise diverged(epoch, step, "loss")
-                    backward(ws, kl_weight(step, total, kl))
+                    if const_beta is None:
+                        backward(ws, kl_weight(step, total, kl))
+                    else:
+                        backward(ws, const_beta)
                     gnorm = opt_step(params, grads)
                     if gnorm is not None and not isfinite(gnorm):
                         raise diverged(epoch, step, "gradient norm")
-                    loss = schedule.objective(recon, kl, step, total)
+                    if const_beta is None:
+                        loss = schedule.objective(recon, kl, step, total)
+                    else:
+                        loss = recon + const_beta * kl
                     s_total += loss * nb
                     s_recon += recon * nb
                     s_kl += kl * nb

@@ -1,0 +1,67 @@
+"""BLAS thread control: fit picks the count for small batches and always restores it."""
+
+import numpy as np
+import pytest
+
+import betavae_np as bv
+from betavae_np import _blas
+
+
+needs_openblas = pytest.mark.skipif(_blas.get_threads() is None,
+                                    reason="numpy's OpenBLAS thread API not found")
+
+
+@pytest.fixture
+def no_user_env(monkeypatch):
+    for k in _blas._USER_ENV:
+        monkeypatch.delenv(k, raising=False)
+
+
+def test_threads_for_batch_single_thread_only_for_small_batches():
+    assert _blas.threads_for_batch(1) == 1
+    assert _blas.threads_for_batch(_blas.SINGLE_THREAD_MAX_BATCH) == 1
+    assert _blas.threads_for_batch(_blas.SINGLE_THREAD_MAX_BATCH + 1) is None
+
+
+def test_blas_threads_none_is_noop():
+    before = _blas.get_threads()
+    with _blas.blas_threads(None):
+        assert _blas.get_threads() == before
+
+
+@needs_openblas
+def test_blas_threads_sets_and_restores(no_user_env):
+    before = _blas.get_threads()
+    with _blas.blas_threads(1):
+        assert _blas.get_threads() == 1
+    assert _blas.get_threads() == before
+
+
+@needs_openblas
+def test_blas_threads_restores_after_error(no_user_env):
+    before = _blas.get_threads()
+    with pytest.raises(RuntimeError):
+        with _blas.blas_threads(1):
+            raise RuntimeError("boom")
+    assert _blas.get_threads() == before
+
+
+@needs_openblas
+@pytest.mark.parametrize("var", _blas._USER_ENV)
+def test_blas_threads_respects_user_env(monkeypatch, var):
+    monkeypatch.setenv(var, str(_blas.get_threads()))
+    before = _blas.get_threads()
+    with _blas.blas_threads(before + 1):
+        assert _blas.get_threads() == before
+
+
+@needs_openblas
+def test_fit_small_batch_uses_one_thread_and_restores(no_user_env):
+    seen = []
+    model = bv.BetaVAE(bv.VAEConfig(n_input=12, hidden=(8,), n_latent=2), rng=0)
+    X = np.random.default_rng(0).random((64, 12))
+    before = _blas.get_threads()
+    bv.fit(model, X, epochs=1, batch_size=16, rng=0,
+           on_batch=lambda info: seen.append(_blas.get_threads()))
+    assert set(seen) == {1}
+    assert _blas.get_threads() == before
