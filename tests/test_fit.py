@@ -306,3 +306,20 @@ def test_fit_passes_scheduled_weight_to_backward(X):
     for step, (w, k) in enumerate(zip(weights, kls)):
         assert w == (5.0 if k > sch.capacity(step, 16) else -5.0)
     assert {5.0, -5.0} <= set(weights)
+
+
+@pytest.mark.parametrize("B", [16, 32, 33])
+def test_fit_step_gradients_on_standard_size_match_naive_backward(B):
+    # the standard-size layers take the transposed dX path for B <= 32 (see nn/model.py)
+    from naive import ref_vae_loss_and_grad
+    cfg = bv.VAEConfig(n_input=160, hidden=(128, 64), n_latent=8, activation="tanh", dtype="float64")
+    model = bv.BetaVAE(cfg, rng=0)
+    rng = np.random.default_rng(1)
+    X, eps = rng.random((B, 160)), rng.standard_normal((B, 8))
+    ws = model.workspace(B)
+    model.forward_train(ws, X, eps)
+    model.backward_train(ws, 4.0)
+    named = model.named_parameters()
+    *_, g_ref, _ = ref_vae_loss_and_grad(named, X, eps, 4.0, "tanh", 2)
+    for name, g in model.named_gradients().items():
+        np.testing.assert_allclose(g, g_ref[name], rtol=1e-10, atol=1e-12, err_msg=f"d{name}")
