@@ -242,7 +242,10 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
         v_buf = np.empty((v_cap, cfg.n_input), dtype=dtype) if not v_array else None
     params, grads = model.params, model.grads
     xbuf = np.empty((batch_size, cfg.n_input), dtype=dtype)       # (B, n_input) gathered batch
-    ebuf = np.empty((batch_size, cfg.n_latent), dtype=dtype)      # (B, n_latent) noise
+    # noise for up to ~4096 rows (whole batches) is drawn in one call: the generator yields the
+    # same stream as per-step draws, without a Python call per step
+    blk_rows = batch_size * max(1, 4096 // batch_size)
+    ebuf = np.empty((blk_rows, cfg.n_latent), dtype=dtype)        # (steps * B, n_latent) noise
     perm = np.arange(n, dtype=np.int64)
     per_epoch = -(-n // batch_size)
     total = epochs * per_epoch
@@ -289,12 +292,14 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
                     nb = hi - lo
                     rows = perm[lo:hi]
                     xb = xbuf if nb == batch_size else xbuf[:nb]
-                    eb = ebuf if nb == batch_size else ebuf[:nb]
+                    e_lo = lo % blk_rows                 # blocks start at multiples of blk_rows
+                    if e_lo == 0:
+                        normal(dtype=dtype, out=ebuf[:min(blk_rows, n - lo)])
+                    eb = ebuf[e_lo:e_lo + nb]
                     if is_array:
                         take(src, rows, axis=0, out=xb, mode="clip")
                     else:
                         src.gather(rows, xb)
-                    normal(dtype=dtype, out=eb)
                     recon, kl = forward(ws, xb, eb)
                     if not (isfinite(recon) and isfinite(kl)):
                         raise diverged(epoch, step, "loss")
