@@ -34,6 +34,10 @@ JIT_EXACT = dict(fastmath=False, cache=CACHE, nogil=True, error_model="numpy")
 JIT_PARALLEL = dict(fastmath=set(FASTMATH), cache=False, nogil=True, parallel=True,
                     error_model="numpy")
 
+#: Exact IEEE semantics in parallel (row-independent loops whose results must equal the serial
+#: kernels bit for bit, e.g. the batch window transform): never cached, see module notes.
+JIT_EXACT_PARALLEL = dict(fastmath=False, cache=False, nogil=True, parallel=True, error_model="numpy")
+
 #: The default floating dtype of models and windows.
 DEFAULT_DTYPE = "float32"
 

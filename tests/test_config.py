@@ -22,7 +22,7 @@ def _decorators():
 def test_config_every_kernel_uses_the_shared_flags():
     found = list(_decorators())
     assert len(found) >= 10, "expected the package's kernels to be found"
-    bad = [(where, args) for where, args in found if not re.fullmatch(r"\(\*\*JIT_(SERIAL|EXACT|PARALLEL)\)", args)]
+    bad = [(where, args) for where, args in found if not re.fullmatch(r"\(\*\*JIT_(SERIAL|EXACT|PARALLEL|EXACT_PARALLEL)\)", args)]
     assert not bad, f"kernels with their own Numba flags (use **config.JIT_*): {bad}"
 
 
@@ -34,3 +34,4 @@ def test_config_fastmath_keeps_nan_inf_semantics_and_accurate_functions():
 def test_config_parallel_kernels_are_never_cached():
     assert config.JIT_PARALLEL["parallel"] is True and config.JIT_PARALLEL["cache"] is False
     assert config.JIT_EXACT["fastmath"] is False
+    assert config.JIT_EXACT_PARALLEL["fastmath"] is False and config.JIT_EXACT_PARALLEL["cache"] is False

@@ -226,3 +226,22 @@ def test_to_dict_round_trip():
 
 def test_interval_forms_agree():
     assert Windower(interval="1h")._ims == Windower(interval=60)._ims == Windower(interval=3_600_000)._ims
+
+
+def test_transform_parallel_path_is_bit_identical_to_serial(monkeypatch):
+    """Large outputs are written by every core; the values must not change by one bit."""
+    from betavae_np.data import windows as W
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    o = np.r_[100.0, c[:-1]]
+    df = pd.DataFrame({"open": o, "high": np.maximum(o, c) * 1.002, "low": np.minimum(o, c) * 0.998,
+                       "close": c, "volume": rng.uniform(0, 50, n)},
+                      index=pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"))
+    w = Windower(window=16, lookback=64)
+    monkeypatch.setattr(W, "PARALLEL_WINDOWS", 10**12)
+    serial = w.transform(df)
+    monkeypatch.setattr(W, "PARALLEL_WINDOWS", 1)
+    parallel = w.transform(df)
+    assert parallel.dtype == np.float32 and np.array_equal(serial, parallel)

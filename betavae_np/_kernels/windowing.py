@@ -21,9 +21,9 @@ All kernels use ``JIT_EXACT`` (no fast-math) so the arithmetic is the same in ev
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from ..config import JIT_EXACT
+from ..config import JIT_EXACT, JIT_EXACT_PARALLEL
 
 
 @njit(**JIT_EXACT)
@@ -125,16 +125,28 @@ def gather_windows(out, raw, lo, hi, group, ends, rows, window, none):
     ``out`` may be float32 or float64; float64 receives the float32-rounded values exactly.
     Rows are written in order; inside a row, feature by feature (the row stays in L1).
     """
-    F = raw.shape[1]
     for r in range(rows.shape[0]):
-        w = rows[r]
-        t0 = ends[w] - window + 1
-        for f in range(F):
-            g = group[f]
-            shift, mul, add, cmin, cmax = _scale_params(lo[w, g], hi[w, g], none)
-            for k in range(window):
-                v = _scale_value(raw[t0 + k, f], shift, mul, add, cmin, cmax)
-                out[r, k * F + f] = np.float32(v)
+        _gather_row(out, r, raw, lo, hi, group, ends, rows[r], window, none)
+
+
+@njit(**JIT_EXACT_PARALLEL)
+def gather_windows_parallel(out, raw, lo, hi, group, ends, rows, window, none):
+    """:func:`gather_windows` with the rows split across threads (bit-identical results)."""
+    for r in prange(rows.shape[0]):
+        _gather_row(out, r, raw, lo, hi, group, ends, rows[r], window, none)
+
+
+@njit(**JIT_EXACT)
+def _gather_row(out, r, raw, lo, hi, group, ends, w, window, none):
+    """out[r] <- the scaled window ``w``, feature by feature (the row stays in L1)."""
+    F = raw.shape[1]
+    t0 = ends[w] - window + 1
+    for f in range(F):
+        g = group[f]
+        shift, mul, add, cmin, cmax = _scale_params(lo[w, g], hi[w, g], none)
+        for k in range(window):
+            v = _scale_value(raw[t0 + k, f], shift, mul, add, cmin, cmax)
+            out[r, k * F + f] = np.float32(v)
 
 
 @njit(**JIT_EXACT)

@@ -21,6 +21,9 @@ from ..exceptions import ConfigError, DataError, InputError
 from .frame import OHLCV, index_to_ms, validate_candles
 from .intervals import INTERVALS, interval_ms, normalize_interval, to_ms
 
+#: From this many windows on, :meth:`Windower.transform` writes rows on every core.
+PARALLEL_WINDOWS = 100_000
+
 __all__ = ["Windower", "WindowSet", "PRICE_FEATURES"]
 
 #: Features that share the price scale.
@@ -297,8 +300,14 @@ class Windower:
         out = np.empty((ends.size, self.n_input), dtype=np.float32)
         lo, hi = np.empty((ends.size, G)), np.empty((ends.size, G))
         work = [np.empty((n, G)) for _ in range(4)]
-        _k.transform_windows(out, raw, self._group, ends, self.window, self._need,
-                             self.norm == "none", work[0], work[1], lo, hi, work[2], work[3])
+        if ends.size < PARALLEL_WINDOWS:
+            _k.transform_windows(out, raw, self._group, ends, self.window, self._need,
+                                 self.norm == "none", work[0], work[1], lo, hi, work[2], work[3])
+        else:  # large outputs: rows written by every core (an uncached kernel: ~1 s to compile once)
+            _k.candle_bounds(work[0], work[1], raw, self._group)
+            _k.rolling_scales(lo, hi, work[0], work[1], ends, self._need, work[2], work[3])
+            _k.gather_windows_parallel(out, raw, lo, hi, self._group, ends, np.arange(ends.size), self.window,
+                                       self.norm == "none")
         return out
 
     def windows(self, df: pd.DataFrame) -> WindowSet:
