@@ -182,3 +182,12 @@ def test_workflow_train_on_real_sample_gives_active_named_factors():
     assert end == df.index[-1].isoformat() and x.shape == (16 * 5,)
     interp = bv.interpret(res.model, x)
     assert any(r.dominant not in ("inactive", "weak") for r in interp.readings)
+
+
+def test_interpret_names_a_second_measure_moved_nearly_as_much():
+    m = _trend_model()
+    m.metadata["measure_scale"]["momentum"] = 0.06  # now momentum moves 0.6/0.06 = 10 sd vs trend's 12
+    res = interpret(m, np.full(WINDOW * 5, 0.5), dims=[0])
+    r = res.readings[0]
+    assert r.label == "trend +, momentum +" and r.also[0] == ("momentum", 1)
+    assert res.to_dict()["dimensions"][0]["also"] == [{"measure": "momentum", "sign": 1}]

@@ -36,6 +36,9 @@ class DimensionReading:
         The measure with the largest absolute effect, ``"inactive"`` or ``"weak"``.
     sign : int
         +1 when raising the dimension raises the dominant measure, -1 when it lowers it, 0 otherwise.
+    also : list of (str, int)
+        Other measures moved at least half as much as the dominant one (and not weakly), strongest
+        first, with their signs: a dimension often moves two things at once.
     """
 
     dim: int
@@ -45,16 +48,19 @@ class DimensionReading:
     profile: dict = field(default_factory=dict)
     dominant: str = "weak"
     sign: int = 0
+    also: list = field(default_factory=list)
 
     @property
     def label(self) -> str:
         if self.dominant in ("inactive", "weak"):
             return self.dominant
-        return f"{self.dominant} {'+' if self.sign > 0 else '-'}"
+        parts = [(self.dominant, self.sign), *self.also[:1]]
+        return ", ".join(f"{m} {'+' if s > 0 else '-'}" for m, s in parts)
 
     def to_dict(self) -> dict:
         return {"dim": self.dim, "kl": self.kl, "active": self.active, "dominant": self.dominant,
-                "sign": self.sign, "label": self.label,
+                "sign": self.sign, "also": [{"measure": m, "sign": s} for m, s in self.also],
+                "label": self.label,
                 "effects": {k: float(v) for k, v in self.effects.items()},
                 "profile": {k: [float(x) for x in v] for k, v in self.profile.items()}}
 
@@ -130,15 +136,18 @@ def interpret(model, x, dims=None, span: float = 3.0, steps: int = 7, *, window=
         effects = {m: float((values[m][i, -1] - values[m][i, 0]) / (scale.get(m) or 1.0)) for m in names}
         active = bool(stats["active"][j]) if "active" in stats else True
         kl = float(stats["kl"][j]) if "kl" in stats else None
+        ranked = sorted(names, key=lambda m: -abs(effects[m]))
+        also = []
         if not active:
             dominant, sign = "inactive", 0
+        elif abs(effects[ranked[0]]) < weak:
+            dominant, sign = "weak", 0
         else:
-            best = max(names, key=lambda m: abs(effects[m]))
-            if abs(effects[best]) < weak:
-                dominant, sign = "weak", 0
-            else:
-                dominant, sign = best, int(np.sign(effects[best]))
+            dominant, sign = ranked[0], int(np.sign(effects[ranked[0]]))
+            top = abs(effects[dominant])
+            also = [(m, int(np.sign(effects[m]))) for m in ranked[1:]
+                    if abs(effects[m]) >= max(weak, 0.5 * top)]
         readings.append(DimensionReading(dim=j, kl=kl, active=active, effects=effects,
                                          profile={m: values[m][i].tolist() for m in names},
-                                         dominant=dominant, sign=sign))
+                                         dominant=dominant, sign=sign, also=also))
     return Interpretation(readings=readings, measures=names, span=float(span), steps=int(steps), grid=grid)
