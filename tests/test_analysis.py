@@ -22,7 +22,7 @@ def ref_measures(w):
     """Straight from the definitions, one window (window, 5) at a time."""
     o, h, l, c, v = (w[:, i] for i in range(5))
     t = np.arange(len(c))
-    rng = np.abs(h - l).sum()
+    rng = (np.max([o, h, l, c], axis=0) - np.min([o, h, l, c], axis=0)).sum()
     return {"level": c.mean(), "trend": np.polyfit(t, c, 1)[0], "volatility": (h - l).mean(), "volume": v.mean(),
             "momentum": c[-1] - c[0], "body": np.abs(c - o).sum() / rng if rng > 0 else 0.0}
 

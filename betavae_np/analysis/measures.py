@@ -17,7 +17,7 @@ MEASURES = {
     "volatility": (("high", "low"), "mean high-low range"),
     "volume": (("volume",), "mean (scaled) volume"),
     "momentum": (("close",), "last close minus first close"),
-    "body": (("open", "high", "low", "close"), "mean |close-open| / (high-low): 1 = all body, 0 = all wick"),
+    "body": (("open", "high", "low", "close"), "total |close-open| / total candle range: 1 = all body, 0 = all wick"),
 }
 
 
@@ -47,7 +47,8 @@ def window_measures(X: np.ndarray, window: int, features) -> dict[str, np.ndarra
     Notes
     -----
     level = mean_t c_t; trend = sum_t (t - tbar)(c_t - cbar) / sum_t (t - tbar)^2; volatility = mean_t (h_t - l_t);
-    momentum = c_{T-1} - c_0; body = sum_t |c_t - o_t| / sum_t (h_t - l_t) (0 when the range is 0).
+    momentum = c_{T-1} - c_0; body = sum_t |c_t - o_t| / sum_t (max(o,h,l,c)_t - min(o,h,l,c)_t)
+    (0 when the range is 0), in [0, 1] even for decoded candles whose high/low do not bound them.
     """
     feats = list(features)
     X = np.asarray(X, dtype=np.float64)
@@ -67,7 +68,11 @@ def window_measures(X: np.ndarray, window: int, features) -> dict[str, np.ndarra
     if "momentum" in names:
         out["momentum"] = col["close"][..., -1] - col["close"][..., 0]
     if "body" in names:
-        rng = np.abs(col["high"] - col["low"]).sum(-1)
-        body = np.abs(col["close"] - col["open"]).sum(-1)
+        # decoded candles need not be consistent (high below open...): measure against their envelope
+        o, h, lo, c = col["open"], col["high"], col["low"], col["close"]
+        top = np.maximum(np.maximum(o, c), np.maximum(h, lo))
+        bottom = np.minimum(np.minimum(o, c), np.minimum(h, lo))
+        rng = (top - bottom).sum(-1)
+        body = np.abs(c - o).sum(-1)
         out["body"] = np.divide(body, rng, out=np.zeros_like(body), where=rng > 0)
     return out
