@@ -344,8 +344,10 @@ def _model_source(model):
     src = data.get("source")
     if src == "csv":
         return data.get("path")
-    if src in ("bybit", "bybit-cache"):
+    if src == "bybit":
         return "bybit"
+    if src == "bybit-cache":  # trained offline from the cache: stay offline-friendly
+        return "auto"
     return "sample" if src == "sample" else "auto"
 
 

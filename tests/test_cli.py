@@ -311,3 +311,22 @@ def test_cli_second_train_run_loads_kernels_from_the_disk_cache(tmp_path, candle
     assert logs[0].count("data saved") >= 5
     assert logs[1].count("data saved") == 0, logs[1]
     assert logs[1].count("data loaded") >= 5
+
+
+def test_cli_train_auto_offline_uses_cached_candles_with_notice(tmp_path, monkeypatch):
+    """auto: when Bybit is unreachable, candles already in the cache are used (and said so)."""
+    monkeypatch.setenv("BETAVAE_NP_CACHE", str(tmp_path / "cache"))
+    start = 1_704_067_200_000
+    with BybitServer() as srv:
+        srv.add("ETHUSDT", "60", make_history(start, 400, STEP["60"], seed=5))
+        r = run("fetch", "ETHUSDT", "--base-url", srv.url, "--start", "2024-01-01", "--end", "2024-01-17T15:00")
+        assert r.exit_code == 0, r.output
+    monkeypatch.setenv("BETAVAE_NP_BYBIT_URL", "http://127.0.0.1:9")
+    r = run("train", "ETHUSDT", "--start", "2024-01-01", "--end", "2024-01-20", *SMALL,
+            "--out", tmp_path / "eth.npz", "--json")
+    assert r.exit_code == 0, r.output
+    assert "400 cached Bybit candles of ETHUSDT" in r.stderr
+    data = json.loads(r.stdout)["data"]
+    assert data["source"] == "bybit-cache" and data["symbol"] == "ETHUSDT" and data["rows"] == 400
+    r = run("evaluate", tmp_path / "eth.npz", "--json")  # offline too: the model's data is in the cache
+    assert r.exit_code == 0, r.output
