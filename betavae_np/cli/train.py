@@ -37,7 +37,7 @@ from ._progress import FetchProgress, TrainProgress
 @click.option("--capacity", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Final KL capacity C in nats for --anneal capacity (then --beta is gamma).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Passes over the training windows. Default: about 12,000 steps (~1 minute on 2 cores).")
+              help="Passes over the training windows. Default: about 12,000 steps (12-20 s on 2 cores).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
