@@ -147,7 +147,7 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str = "60", sta
 
     kwargs = {}
     if source == "auto":
-        kwargs = {"retries": 1, "timeout": 10.0}
+        kwargs = {"timeout": 10.0}  # unreachable hosts fail fast (connect_retries); 10006/429/5xx still retry
     try:
         return fetch_klines(symbol, interval=interval, start=start, end=end, category=category,
                             base_url=base_url, cache_dir=cache_dir, on_progress=on_progress, **kwargs)
