@@ -190,7 +190,6 @@ def push_candle(out, ring, values, state, group):
     vol_col = state[4]
     log_volume = state[5]
     none = state[6]
-    G = state[7]
     F = ring.shape[1]
     for f in range(F):
         x = values[f]

@@ -10,7 +10,6 @@ a time), bit for bit.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from collections.abc import Mapping
 
 import numpy as np
