@@ -247,7 +247,7 @@ def train_on_candles(df: pd.DataFrame, *, window: int = 32, lookback: int = 128,
     TrainResult
     """
     from . import schedules
-    from .analysis.latent import latent_stats
+    from .analysis.latent import iter_batches, latent_stats
     from .analysis.measures import window_measures
     from .data.frame import validate_candles
     from .data.windows import Windower
@@ -287,8 +287,12 @@ def train_on_candles(df: pd.DataFrame, *, window: int = 32, lookback: int = 128,
     seconds = time.perf_counter() - t0
 
     stats = latent_stats(model, train)
-    train_arr = train.array()
-    measures = window_measures(train_arr, window, windower.features)
+    # one streaming pass (never the whole n x window x features array): measures and the mean window
+    blocks, total = [], np.zeros(train.shape[1])
+    for block in iter_batches(train):
+        blocks.append(window_measures(block, window, windower.features))
+        total += block.sum(0, dtype=np.float64)
+    measures = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     last = allw.shape[0] - 1
     ref = np.empty((1, allw.shape[1]), dtype=np.float32)
     allw.gather(np.array([last], dtype=np.int64), ref)
@@ -309,7 +313,7 @@ def train_on_candles(df: pd.DataFrame, *, window: int = 32, lookback: int = 128,
         "history": history.to_dict(),
         "latent_stats": stats.to_dict(),
         "measure_scale": {k: float(np.std(v)) for k, v in measures.items()},
-        "train_mean_window": train_arr.mean(0, dtype=np.float64),
+        "train_mean_window": total / train.shape[0],
         "reference": {"end_time": allw.end_times[last].isoformat(), "window": ref[0]},
     })
     return TrainResult(model=model, history=history, windower=windower, train=train, validation=val,
