@@ -46,17 +46,14 @@ def _is_btc(symbol: str) -> bool:
 
 
 def _to_utc(value, name: str):
+    """A user's time (date, ISO text, ms as int or digits) as a UTC Timestamp; None stays None."""
+    from .data.intervals import to_ms
+
     if value is None:
         return None
-    try:
-        if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.isdigit()):
-            ts = pd.Timestamp(int(value), unit="ms", tz="UTC")
-        else:
-            ts = pd.Timestamp(value)
-            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    except (ValueError, TypeError, OverflowError):
-        raise ConfigError(f"{name} {value!r} is not a date (use e.g. 2024-05-01 or 2024-05-01T12:00)") from None
-    return ts
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return pd.Timestamp(to_ms(value, name), unit="ms", tz="UTC")
 
 
 def _clip(df: pd.DataFrame, start, end) -> pd.DataFrame:
