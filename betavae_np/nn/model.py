@@ -321,7 +321,7 @@ class BetaVAE:
         ws : Workspace
             The workspace of the preceding :meth:`forward_train`.
         beta : float
-            KL weight, >= 0 (not checked).
+            KL weight; any finite value (the Capacity schedule passes -gamma below its target), not checked.
 
         Notes
         -----
