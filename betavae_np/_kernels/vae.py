@@ -61,7 +61,8 @@ def heads_backward(dH, dhb, dZ, H, S, eps, beta, inv_b):  # pragma: no cover - c
 
     dH (B, 2L) out: ``[dmu | dlogvar]``; dhb (2L,) out: its column sums; dZ (B, L) gradient of the
     batch-mean reconstruction w.r.t. ``z``; H (B, 2L) ``[mu | logvar]``;
-    S (B, L) ``exp(0.5 logvar)``; eps (B, L); beta the KL weight (any finite value: the capacity schedule passes -gamma); inv_b = 1 / B.
+    S (B, L) ``exp(0.5 logvar)``; eps (B, L); beta the KL weight (any finite value: the capacity
+    schedule passes -gamma); inv_b = 1 / B.
     """
     B, L = dZ.shape
     c = dH.dtype.type(beta * inv_b)

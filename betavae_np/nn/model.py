@@ -321,7 +321,8 @@ class BetaVAE:
         ws : Workspace
             The workspace of the preceding :meth:`forward_train`.
         beta : float
-            KL weight; any finite value (the Capacity schedule passes -gamma below its target), not checked.
+            KL weight; any finite value (the Capacity schedule passes -gamma below its
+            target), not checked.
 
         Notes
         -----
