@@ -10,7 +10,6 @@ import functools
 import json
 import math
 import os
-import sys
 import tempfile
 
 import click
@@ -173,7 +172,3 @@ def parse_hidden(ctx, param, value):
     if any(s < 1 for s in sizes):
         raise click.BadParameter(f"layer sizes must be positive, got {value!r}")
     return sizes
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()
