@@ -105,18 +105,18 @@ def evaluate(model, X, *, train_mean=None, beta=None, threshold: float = ACTIVE_
     kind = "training mean window"
     if train_mean is None and "train_mean_window" in meta:
         train_mean = np.asarray(meta["train_mean_window"], dtype=np.float64)
-    sse = 0.0
-    blocks_sum = np.zeros(model.config.n_input)
-    for block in iter_batches(X, batch, dtype=model.dtype):
-        xhat = model.reconstruct(block)
-        sse += float(((block.astype(np.float64) - xhat) ** 2).sum())
-        blocks_sum += block.sum(0, dtype=np.float64)
+    sse = sq = 0.0
+    col_sum = np.zeros(model.config.n_input)
+    for block in iter_batches(X, batch, dtype=model.dtype):   # one pass over the data
+        x = block.astype(np.float64)
+        sse += float(((x - model.reconstruct(block)) ** 2).sum())
+        sq += float((x * x).sum())
+        col_sum += x.sum(0)
     if train_mean is None:
-        train_mean = blocks_sum / n
+        train_mean = col_sum / n
         kind = "mean of the evaluated windows (in-sample)"
-    base = 0.0
-    for block in iter_batches(X, batch, dtype=model.dtype):
-        base += float(((block.astype(np.float64) - train_mean) ** 2).sum())
+    m = np.asarray(train_mean, dtype=np.float64)
+    base = sq - 2.0 * float(m @ col_sum) + n * float(m @ m)   # sum_i ||x_i - m||^2
     recon, baseline = sse / n, base / n
     r2 = 1.0 - recon / baseline if baseline > 0 else float("nan")
     stats = latent_stats(model, X, threshold=threshold, batch=batch)
