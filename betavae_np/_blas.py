@@ -1,8 +1,11 @@
-"""BLAS thread count for a block of work: :func:`blas_threads` (no dependency beyond ctypes).
+"""numpy's BLAS, seen through ctypes: the thread count for a block of work (:func:`blas_threads`)
+and the CBLAS gemm addresses compiled kernels call (:func:`find_gemm`). No dependency beyond
+ctypes.
 
-The training step multiplies small matrices (batch 32 x a few hundred); for them OpenBLAS's
-second thread gives nothing back (and stalls the step when a neighbour holds the other core),
-while from batch 64 up two threads win.
+The training step multiplies small matrices (batch 32 x a few hundred). The compiled engine
+splits a batch into row chunks on Numba's threads and wants single-threaded BLAS; on the numpy
+engine OpenBLAS's second thread gives nothing back at batch 32 (and stalls the step when a
+neighbour holds the other core), while from batch 64 up two threads win.
 :func:`fit` therefore sets the count once for the whole run (:func:`threads_for_batch`) and
 restores it afterwards - never per matmul call.
 
@@ -24,7 +27,7 @@ import contextlib
 import ctypes
 import os
 
-__all__ = ["blas_threads", "threads_for_batch", "SINGLE_THREAD_MAX_BATCH"]
+__all__ = ["blas_threads", "threads_for_batch", "find_gemm", "SINGLE_THREAD_MAX_BATCH"]
 
 #: Largest batch trained with one BLAS thread. Measured on the standard workload (2-core EPYC VM,
 #: steady-state step, separate processes): batch 32 one thread 176-178 us vs two 178-182 us, and
@@ -36,21 +39,51 @@ _USER_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 _api = None          # (get, set) ctypes functions, False when unavailable, None before lookup
 
 
-def _find_api():
-    """The (get, set) thread-count functions of numpy's OpenBLAS, or None."""
+def _numpy_blas_libs():
+    """ctypes handles of the loaded shared objects whose path names a BLAS (Linux only)."""
+    import numpy  # noqa: F401  (make sure numpy's BLAS is loaded before looking for it)
     try:
         with open("/proc/self/maps") as f:
-            paths = {line.split(None, 5)[5].strip() for line in f if "openblas" in line.lower()
-                     and len(line.split(None, 5)) == 6}
+            paths = {line.split(None, 5)[5].strip() for line in f
+                     if len(line.split(None, 5)) == 6 and "blas" in line.lower()}
     except OSError:
-        return None
-    for path in sorted(paths):
+        return
+    # numpy's own library first: a BLAS that something else loaded is never preferred
+    for path in sorted(paths, key=lambda p: ("numpy" not in p, p)):
         if not path.startswith("/") or not os.path.exists(path):
             continue
         try:
-            lib = ctypes.CDLL(path)
+            yield ctypes.CDLL(path)
         except OSError:
             continue
+
+
+def find_gemm() -> tuple[int, int, int] | None:
+    """Addresses of numpy's ``cblas_sgemm`` and ``cblas_dgemm`` and the BLAS integer width.
+
+    Returns
+    -------
+    (sgemm, dgemm, bits) or None
+        Function addresses and 32 (LP64) or 64 (ILP64, e.g. ``scipy_cblas_sgemm64_``); None when
+        no loaded BLAS exports both (another OS, or a BLAS without the CBLAS interface), or when
+        ``BETAVAE_NP_BLAS=numpy`` asks for numpy's ``matmul`` instead.
+    """
+    if os.environ.get("BETAVAE_NP_BLAS", "").lower() == "numpy":
+        return None
+    for lib in _numpy_blas_libs():
+        for prefix, suffix, bits in (("scipy_cblas_", "64_", 64), ("cblas_", "64_", 64),
+                                     ("scipy_cblas_", "", 32), ("cblas_", "", 32)):
+            s = getattr(lib, f"{prefix}sgemm{suffix}", None)
+            d = getattr(lib, f"{prefix}dgemm{suffix}", None)
+            if s is not None and d is not None:
+                return (ctypes.cast(s, ctypes.c_void_p).value,
+                        ctypes.cast(d, ctypes.c_void_p).value, bits)
+    return None
+
+
+def _find_api():
+    """The (get, set) thread-count functions of numpy's OpenBLAS, or None."""
+    for lib in _numpy_blas_libs():
         for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"),
                                ("openblas", "")):
             get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
@@ -65,7 +98,6 @@ def _find_api():
 def _get_api():
     global _api
     if _api is None:
-        import numpy  # noqa: F401  (make sure numpy's BLAS is loaded before looking for it)
         _api = _find_api() or False
     return _api or None
 
@@ -76,9 +108,15 @@ def get_threads() -> int | None:
     return None if api is None else int(api[0]())
 
 
-def threads_for_batch(batch_size: int) -> int | None:
-    """The BLAS thread count :func:`fit` uses for ``batch_size`` (1 for small batches), or None
-    to leave the current setting alone (large batches)."""
+def threads_for_batch(batch_size: int, engine: str = "numpy") -> int | None:
+    """The BLAS thread count :func:`fit` uses, or None to leave the current setting alone.
+
+    The compiled engine always wants 1: it runs its row chunks on Numba's threads, each calling
+    BLAS on its own rows (BLAS's threads would oversubscribe the cores). The numpy engine wants
+    1 for small batches and the current setting for large ones.
+    """
+    if engine == "compiled":
+        return 1
     return 1 if batch_size <= SINGLE_THREAD_MAX_BATCH else None
 
 

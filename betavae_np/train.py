@@ -278,7 +278,8 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
 
     step = 0
     # divergence is detected, not warned; small batches run single-threaded BLAS (see _blas)
-    with np.errstate(over="ignore", invalid="ignore"), blas_threads(threads_for_batch(batch_size)):
+    with np.errstate(over="ignore", invalid="ignore"), \
+            blas_threads(threads_for_batch(batch_size, ws.engine)):
         try:
             for epoch in range(epochs):
                 t0 = time.perf_counter()

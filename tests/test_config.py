@@ -31,7 +31,8 @@ def test_config_fastmath_keeps_nan_inf_semantics_and_accurate_functions():
     assert config.JIT_SERIAL["fastmath"] == set(config.FASTMATH)
 
 
-def test_config_parallel_kernels_are_never_cached():
-    assert config.JIT_PARALLEL["parallel"] is True and config.JIT_PARALLEL["cache"] is False
-    assert config.JIT_EXACT["fastmath"] is False
-    assert config.JIT_EXACT_PARALLEL["fastmath"] is False and config.JIT_EXACT_PARALLEL["cache"] is False
+def test_config_every_flag_set_caches_like_the_serial_one():
+    for flags in (config.JIT_SERIAL, config.JIT_EXACT, config.JIT_PARALLEL, config.JIT_EXACT_PARALLEL):
+        assert flags["cache"] is config.CACHE
+    assert config.JIT_PARALLEL["parallel"] is True and config.JIT_EXACT_PARALLEL["parallel"] is True
+    assert config.JIT_EXACT["fastmath"] is False and config.JIT_EXACT_PARALLEL["fastmath"] is False

@@ -302,7 +302,7 @@ class Windower:
         if ends.size < PARALLEL_WINDOWS:
             _k.transform_windows(out, raw, self._group, ends, self.window, self._need,
                                  self.norm == "none", work[0], work[1], lo, hi, work[2], work[3])
-        else:  # large outputs: rows written by every core (an uncached kernel: ~1 s to compile once)
+        else:  # large outputs: rows written by every core
             _k.candle_bounds_parallel(work[0], work[1], raw, self._group)
             _k.rolling_scales(lo, hi, work[0], work[1], ends, self._need, work[2], work[3])
             _k.gather_windows_parallel(out, raw, lo, hi, self._group, ends, np.arange(ends.size), self.window,

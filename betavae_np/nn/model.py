@@ -1,8 +1,10 @@
 """The beta-VAE: an MLP encoder to ``(mu, logvar)``, reparameterised sampling, an MLP decoder.
 
-Parameters and gradients live in one flat buffer each (see :mod:`betavae_np.nn.params`); matrix
-products go to BLAS through ``np.matmul(..., out=...)`` and the elementwise work around them runs
-in fused Numba kernels (:mod:`betavae_np._kernels`).
+Parameters and gradients live in one flat buffer each (see :mod:`betavae_np.nn.params`). A
+training pass is one compiled call that calls numpy's CBLAS from Numba (the ``"compiled"``
+engine, :mod:`betavae_np.nn.engine`), or, where that is not available, ``np.matmul(out=)`` per
+layer with the elementwise work in fused Numba kernels (the ``"numpy"`` engine, also the
+reference the tests compare with). Inference (``encode``/``decode``) uses ``np.matmul``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import numpy as np
 
 from .._kernels.dense import act_backward_bias, bias_act, col_sum
 from .._kernels.encode import encode_one
+from .._kernels.step import backward_chunks_seq, forward_chunks_seq, n_chunks_for
 from .._kernels.vae import heads_backward, heads_forward, recon_forward
 from ..exceptions import ConfigError, InputError
+from .._blas import blas_threads, threads_for_batch
+from . import engine
 from .checks import as_beta, as_rows, as_vector
 from .config import ACTIVATIONS, VAEConfig
 from .loss import LossParts
@@ -254,15 +259,20 @@ class BetaVAE:
         return self.decode(self.encode(X)[0])
 
     # ------------------------------------------------------------------ training fast path
-    def workspace(self, batch_size: int) -> Workspace:
+    def workspace(self, batch_size: int, engine: str = "auto") -> Workspace:
         """Allocate the buffers of :meth:`forward_train`/:meth:`backward_train`.
 
-        ``batch_size`` is the largest batch served; smaller batches use the leading rows.
+        Parameters
+        ----------
+        batch_size : int
+            The largest batch served; smaller batches use the leading rows.
+        engine : {"auto", "compiled", "numpy"}
+            See :mod:`betavae_np.nn.engine`; ``"auto"`` picks ``"compiled"`` when available.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
-        return Workspace(self._layout, int(batch_size), self.dtype)
+        return Workspace(self._layout, int(batch_size), self.dtype, engine)
 
     def forward_train(self, ws: Workspace, X: np.ndarray, eps: np.ndarray) -> tuple[float, float]:
         """Forward pass of one minibatch (no validation, no allocation).
@@ -280,6 +290,19 @@ class BetaVAE:
             Batch means; ``ws.kl_per_dim`` (n_latent,) float64 is filled. ``X`` and ``eps`` are
             referenced (not copied) until :meth:`backward_train`.
         """
+        ws.last_X = X
+        ws.last_eps = eps
+        if ws.engine == "compiled":
+            n = ws.last_chunks = n_chunks_for(X.shape[0])
+            if n > 1 and engine.parallel_chunks():
+                fwd = engine.chunk_kernels()[0]
+                out = fwd(self._params, ws.tab, self._n_enc, self._act, X, eps, ws.acts, ws.zs,
+                          ws.klp, ws.sums, ws.kl_per_dim, ws.chunk_cap, n, ws.iw)
+                engine.note_parallel_call()
+                return out
+            return forward_chunks_seq(self._params, ws.tab, self._n_enc, self._act, X, eps,
+                                      ws.acts, ws.zs, ws.klp, ws.sums, ws.kl_per_dim,
+                                      ws.chunk_cap, n, ws.iw)
         p = ws.plan(X.shape[0])
         act = self._act
         layers = self._layers
@@ -309,8 +332,6 @@ class BetaVAE:
         _matmul(h, W, out=Y)
         recon = recon_forward(Y, b, X, p.inv_b)
         ws.last_plan = p
-        ws.last_X = X
-        ws.last_eps = eps
         return recon, kl
 
     def backward_train(self, ws: Workspace, beta: float) -> None:
@@ -329,7 +350,17 @@ class BetaVAE:
         Per dense layer (numpy-ml form): ``dZ = dA * act'(Z)``, ``dW = X.T @ dZ``,
         ``db = dZ.sum(0)``, ``dX = dZ @ W.T``; see :mod:`betavae_np._kernels.vae` for the heads.
         """
-        self._backward(ws, beta, self._glayers, None)
+        if ws.engine == "compiled":
+            self._backward_compiled(ws, beta, self._grads)
+        else:
+            self._backward(ws, beta, self._glayers, None)
+
+    def _backward_compiled(self, ws: Workspace, beta: float, grads: np.ndarray) -> None:
+        n = ws.last_chunks
+        bwd = engine.chunk_kernels()[1] if n > 1 and engine.parallel_chunks() \
+            else backward_chunks_seq
+        bwd(self._params, grads, ws.gparts, ws.tab, self._n_enc, self._act, ws.last_X,
+            ws.last_eps, float(beta), ws.acts, ws.dpre, ws.zs, ws.tmp, ws.chunk_cap, n, ws.iw)
 
     def _backward(self, ws: Workspace, beta: float, glayers: list, dX: np.ndarray | None) -> None:
         p = ws.last_plan
@@ -396,13 +427,14 @@ class BetaVAE:
         ws = Workspace(self._layout, min(n, max(1, int(chunk))), self.dtype)
         recon = kl = 0.0
         kl_dim = np.zeros(self.config.n_latent)
-        for start in range(0, n, ws.capacity):
-            stop = min(n, start + ws.capacity)
-            r, k = self.forward_train(ws, X[start:stop], eps[start:stop])
-            w = (stop - start) / n
-            recon += r * w
-            kl += k * w
-            kl_dim += ws.kl_per_dim * w
+        with blas_threads(threads_for_batch(ws.capacity, ws.engine)):
+            for start in range(0, n, ws.capacity):
+                stop = min(n, start + ws.capacity)
+                r, k = self.forward_train(ws, X[start:stop], eps[start:stop])
+                w = (stop - start) / n
+                recon += r * w
+                kl += k * w
+                kl_dim += ws.kl_per_dim * w
         return LossParts(recon + beta * kl, recon, kl, kl_dim)
 
     def loss_and_grad(self, X: np.ndarray, eps: np.ndarray, beta: float, *,
@@ -428,15 +460,21 @@ class BetaVAE:
             Only when ``return_dX``.
         """
         X, eps, beta = self._check_batch(X, eps, beta)
-        ws = Workspace(self._layout, X.shape[0], self.dtype)
-        recon, kl = self.forward_train(ws, X, eps)
-        parts = LossParts(recon + beta * kl, recon, kl, ws.kl_per_dim.copy())
+        # the input gradient is only on the numpy engine's path (it is no training quantity)
+        ws = Workspace(self._layout, X.shape[0], self.dtype, "numpy" if return_dX else "auto")
         flat = np.zeros_like(self._grads)
         lay = self._layout
-        glayers = [layer_views(flat, ly)
-                   for ly in (*lay.encoder, lay.heads, *lay.decoder, lay.out)]
-        dX = np.empty_like(X) if return_dX else None
-        self._backward(ws, beta, glayers, dX)
+        dX = None
+        with blas_threads(threads_for_batch(ws.capacity, ws.engine)):
+            recon, kl = self.forward_train(ws, X, eps)
+            if ws.engine == "compiled":
+                self._backward_compiled(ws, beta, flat)
+            else:
+                glayers = [layer_views(flat, ly)
+                           for ly in (*lay.encoder, lay.heads, *lay.decoder, lay.out)]
+                dX = np.empty_like(X) if return_dX else None
+                self._backward(ws, beta, glayers, dX)
+        parts = LossParts(recon + beta * kl, recon, kl, ws.kl_per_dim.copy())
         grads = named_views(flat, lay)
         return (parts, grads, dX) if return_dX else (parts, grads)
 

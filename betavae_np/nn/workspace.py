@@ -1,14 +1,22 @@
 """Training workspaces: every activation and gradient buffer of one minibatch, allocated once.
 
-A :class:`Workspace` holds buffers for up to ``capacity`` rows. A smaller batch uses the leading
-rows; the row-sliced views of each batch size are built once and cached (:meth:`Workspace.plan`),
-so a training step creates no arrays.
+A :class:`Workspace` holds buffers for up to ``capacity`` rows, laid out for one of two engines
+(:mod:`betavae_np.nn.engine`):
+
+* ``"compiled"``: flat per-chunk buffers and a layer table for the one-call passes of
+  :mod:`betavae_np._kernels.step` (BLAS called from compiled code);
+* ``"numpy"``: per-layer 2-D buffers for the ``np.matmul`` path. A smaller batch uses the
+  leading rows; the row-sliced views of each batch size are built once and cached
+  (:meth:`Workspace.plan`).
+
+Either way a training step creates no arrays.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import engine
 from .params import Layout
 
 __all__ = ["Workspace", "Plan"]
@@ -55,11 +63,16 @@ class Workspace:
         Largest batch size this workspace serves.
     dtype : numpy.dtype
         The model dtype.
+    engine : {"auto", "compiled", "numpy"}, default "auto"
+        ``"auto"`` is ``"compiled"`` when numpy's CBLAS can be called from compiled code
+        (:func:`betavae_np.nn.engine.compiled_available`), else ``"numpy"``.
 
     Attributes
     ----------
     capacity : int
         Largest batch size.
+    engine : str
+        ``"compiled"`` or ``"numpy"``.
     kl_per_dim : ndarray, shape (n_latent,), float64
         Batch-mean KL per latent dimension of the last ``forward_train``.
 
@@ -69,23 +82,50 @@ class Workspace:
     ``backward_train``: do not modify them in between.
     """
 
-    def __init__(self, layout: Layout, capacity: int, dtype: np.dtype):
+    def __init__(self, layout: Layout, capacity: int, dtype: np.dtype, engine_name: str = "auto"):
         self.capacity = capacity
         self.dtype = dtype
+        self.engine = engine.resolve(engine_name)
         layers = (*layout.encoder, layout.heads, *layout.decoder, layout.out)
         L = layout.n_latent
-        self.outs = [np.zeros((capacity, ly.n_out), dtype) for ly in layers]
-        self.dpres = [np.zeros((capacity, ly.n_out), dtype) for ly in layers[:-1]]
-        self.dpres.append(self.outs[-1])
-        self.Z = np.zeros((capacity, L), dtype)
-        self.S = np.zeros((capacity, L), dtype)
-        self.dZ = np.zeros((capacity, L), dtype)
+        self.n_latent = L
         self.kl_per_dim = np.zeros(L, np.float64)
         self._plans: dict[int, Plan] = {}
         # state of the last forward_train (consumed by backward_train)
         self.last_plan: Plan | None = None
         self.last_X: np.ndarray | None = None
         self.last_eps: np.ndarray | None = None
+        self.last_chunks = 0
+        if self.engine == "compiled":
+            self._init_compiled(layout, layers, capacity, dtype)
+        else:
+            self.outs = [np.zeros((capacity, ly.n_out), dtype) for ly in layers]
+            self.dpres = [np.zeros((capacity, ly.n_out), dtype) for ly in layers[:-1]]
+            self.dpres.append(self.outs[-1])
+            self.Z = np.zeros((capacity, L), dtype)
+            self.S = np.zeros((capacity, L), dtype)
+            self.dZ = np.zeros((capacity, L), dtype)
+
+    def _init_compiled(self, layout: Layout, layers, capacity: int, dtype) -> None:
+        """Per-chunk flat buffers for :mod:`betavae_np._kernels.step` (see its module notes)."""
+        from .._kernels.step import SPLIT_MIN_B, n_chunks_for
+        L = layout.n_latent
+        n_max = n_chunks_for(capacity)
+        # rows per chunk: a split batch's largest chunk, or a whole unsplit (small) batch
+        cap = max(-(-capacity // n_max), min(capacity, SPLIT_MIN_B - 1))
+        offsets = np.cumsum([0] + [cap * ly.n_out for ly in layers])
+        self.tab = np.array([[ly.w_off, ly.b_off, ly.n_in, ly.n_out, int(off)]
+                             for ly, off in zip(layers, offsets[:-1])], np.int64)
+        width = max(max(ly.n_in, ly.n_out) for ly in layers)
+        self.chunk_cap = cap
+        self.acts = np.zeros((n_max, int(offsets[-1])), dtype)
+        self.dpre = np.zeros((n_max, int(offsets[-1])), dtype)
+        self.zs = np.zeros((n_max, 3 * cap * L), dtype)
+        self.tmp = np.zeros((n_max, 2 * cap * width), dtype)
+        self.klp = np.zeros((n_max, L), np.float64)
+        self.sums = np.zeros((n_max, 3), np.float64)
+        self.gparts = np.zeros((n_max, layout.size if n_max > 1 else 0), dtype)
+        self.iw = engine.blas_int_type()(0)
 
     def plan(self, B: int) -> Plan:
         """Return the cached views for batch size ``B`` (1 <= B <= capacity, not checked)."""
@@ -96,15 +136,23 @@ class Workspace:
 
     @property
     def mu(self) -> np.ndarray:
-        """``mu`` of the last ``forward_train`` batch, (B, L) view."""
-        p = self.last_plan
-        return p.outs[self._heads_index()][:, :self.Z.shape[1]]
+        """``mu`` of the last ``forward_train`` batch, (B, L) (a view on the numpy engine)."""
+        return self._heads()[:, :self.n_latent]
 
     @property
     def logvar(self) -> np.ndarray:
-        """``logvar`` of the last ``forward_train`` batch, (B, L) view."""
-        p = self.last_plan
-        return p.outs[self._heads_index()][:, self.Z.shape[1]:]
+        """``logvar`` of the last ``forward_train`` batch, (B, L) (a view on the numpy engine)."""
+        return self._heads()[:, self.n_latent:]
 
-    def _heads_index(self) -> int:
-        return (len(self.outs) - 2) // 2
+    def _heads(self) -> np.ndarray:
+        """``[mu | logvar]`` of the last batch, (B, 2L)."""
+        if self.engine == "numpy":
+            return self.last_plan.outs[(len(self.outs) - 2) // 2]
+        B, n, L2 = self.last_X.shape[0], self.last_chunks, 2 * self.n_latent
+        k = (self.tab.shape[0] - 2) // 2           # the heads' row in the layer table
+        off = int(self.tab[k, 4])
+        parts = []
+        for c in range(n):
+            rows = (c + 1) * B // n - c * B // n
+            parts.append(self.acts[c, off:off + rows * L2].reshape(rows, L2))
+        return np.concatenate(parts)

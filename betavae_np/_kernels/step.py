@@ -1,0 +1,346 @@
+"""One compiled call per training pass: the forward and the backward of a minibatch.
+
+The same computation as the ``np.matmul`` path of :meth:`betavae_np.BetaVAE.forward_train` /
+``backward_train``, but the matrix products are CBLAS calls from compiled code
+(:mod:`betavae_np._kernels.gemm`) and the elementwise kernels run around them in the same call,
+so a pass costs one dispatch instead of about thirty.
+
+The batch is split into ``n_chunks`` row blocks (:func:`n_chunks_for`) that run on separate
+threads (``prange``), each calling single-threaded BLAS on its rows with its own buffers; the
+parameter gradient is the sum of the chunks' gradients (each already scaled by ``1/B`` of the
+whole batch). On two cores a training step at batch 256 takes ~560 us this way against ~915 us
+on one thread: these small products gain little from BLAS's own threads, which synchronise on
+every call. Batches below :data:`SPLIT_MIN_B` stay in one chunk on one thread. The split depends
+on the batch size only, never on the core count, so a seed gives the same bits on any machine
+(with the same BLAS).
+
+Buffers are flat per chunk and addressed by offsets (``[c]`` is chunk ``c``'s row):
+
+``tab`` : int64 (n_layers, 5)
+    Per layer in forward order (encoder hidden layers, heads, decoder hidden layers, output):
+    ``w_off, b_off`` into ``params``/``grads`` (W is (n_in, n_out) C order), ``n_in``,
+    ``n_out``, and ``a_off`` into ``acts``/``dpre``, where the layer's (B, n_out) block starts.
+``acts`` : (sum_k cap * n_out_k,)
+    Layer outputs: hidden activations, the heads' ``[mu | logvar]`` (B, 2L), and the output
+    layer's ``x_hat`` pre-bias which ``recon_forward`` turns into ``dloss/dx_hat``.
+``dpre`` : same layout
+    Gradients w.r.t. the pre-activations (the output layer's block is unused: its gradient
+    stays in ``acts``).
+``zs`` : (3 * cap * L,)
+    ``Z``, ``S = exp(0.5 logvar)`` and ``dZ`` blocks of (B, L) at offsets 0, cap L, 2 cap L.
+``tmp`` : (2 * cap * max_width,)
+    Scratch for the transposed input-gradient products of small batches.
+"""
+
+from __future__ import annotations
+
+from numba import njit, prange
+
+from ..config import JIT_PARALLEL, JIT_SERIAL
+from .dense import act_backward_bias, bias_act, col_sum
+from .gemm import NO_TRANS, TRANS, gemm
+from .vae import heads_backward, heads_forward, recon_forward
+
+__all__ = ["forward_pass", "backward_pass", "forward_chunks", "backward_chunks",
+           "forward_chunks_seq", "backward_chunks_seq", "n_chunks_for", "SPLIT_MIN_B", "N_SPLIT",
+           "TRANSPOSED_DX_MAX_B", "TRANSPOSED_DX_MIN_W"]
+
+#: Batches of at least this many rows are split into :data:`N_SPLIT` chunks. Measured on the
+#: standard workload (2-core EPYC VM, forward + backward + Adam, steady state): batch 32 one chunk
+#: 134 us, two chunks 163 us (after Adam the other core must fetch the updated parameters, which
+#: costs more than half a batch-32 pass saves); batch 64 265 vs 213 us, batch 128 482 vs 345 us,
+#: batch 256 915 vs 560 us, batch 512 1771 vs 1260 us.
+SPLIT_MIN_B = 64
+#: Number of chunks of a split batch: two, the cores of the machines this model size is tuned on;
+#: on one core the chunks run one after the other (a few percent slower than one chunk).
+N_SPLIT = 2
+
+
+def n_chunks_for(B: int) -> int:
+    """How many row chunks a batch of ``B`` rows is split into (a function of ``B`` only)."""
+    return N_SPLIT if B >= SPLIT_MIN_B else 1
+
+
+#: Batches up to this size compute ``dX = dZ @ W.T`` as ``(W @ dZ.T).T`` through small
+#: contiguous copies, for weights of at least ``TRANSPOSED_DX_MIN_W`` entries: at batch 32
+#: OpenBLAS's NT product is about twice as slow as the NN one and the copies cost less than the
+#: difference; from batch 64 it is a loss.
+TRANSPOSED_DX_MAX_B = 32
+TRANSPOSED_DX_MIN_W = 8192
+
+
+@njit(**JIT_SERIAL)
+def forward_pass(params, tab, n_enc, act, X, eps, acts, zs, kl_per_dim, cap, inv_b,
+                 iw):  # pragma: no cover - compiled
+    """Forward pass of one minibatch; returns the batch-mean ``(recon, kl)``.
+
+    Parameters
+    ----------
+    params : ndarray (P,)
+    tab : int64 ndarray (n_layers, 5)
+        Layer table (module notes).
+    n_enc : int
+        Number of encoder hidden layers (the heads are layer ``n_enc``).
+    act : int
+        Hidden activation code.
+    X : ndarray (B, n_input), C-contiguous
+    eps : ndarray (B, L), C-contiguous
+    acts, zs : ndarray
+        Workspace buffers (module notes), overwritten.
+    kl_per_dim : float64 ndarray (L,)
+        Out: batch-mean KL per dimension.
+    cap : int
+        Rows of the buffers (``B <= cap``): where the ``S`` and ``dZ`` blocks of ``zs`` start.
+    inv_b : float
+        ``1 / B`` of the whole batch this chunk belongs to: scales ``dloss/dx_hat`` so that the
+        chunks' gradients add up to the batch's. The returned means are over this chunk's rows.
+    iw : np.int32 or np.int64
+        BLAS integer width selector (:mod:`.gemm`).
+    """
+    B = X.shape[0]
+    L = eps.shape[1]
+    n_layers = tab.shape[0]
+    recon = kl = 0.0
+    # encoder hidden layers: input X, then the previous layer's activations
+    for k in range(n_enc + 1):
+        w_off, b_off, n_in, n_out, a_off = tab[k, 0], tab[k, 1], tab[k, 2], tab[k, 3], tab[k, 4]
+        if k == 0:
+            gemm(NO_TRANS, NO_TRANS, B, n_out, n_in, X, 0, n_in, params, w_off, n_out,
+                 acts, a_off, n_out, iw)
+        else:
+            p_off = tab[k - 1, 4]
+            gemm(NO_TRANS, NO_TRANS, B, n_out, n_in, acts, p_off, n_in, params, w_off, n_out,
+                 acts, a_off, n_out, iw)
+        Y = acts[a_off:a_off + B * n_out].reshape((B, n_out))
+        b = params[b_off:b_off + n_out]
+        if k < n_enc:
+            bias_act(Y, b, act)
+        else:
+            Z = zs[0:B * L].reshape((B, L))
+            S = zs[cap * L:cap * L + B * L].reshape((B, L))
+            kl = heads_forward(Z, S, kl_per_dim, Y, b, eps)
+    # decoder: input Z, then hidden activations; the last layer is linear
+    for k in range(n_enc + 1, n_layers):
+        w_off, b_off, n_in, n_out, a_off = tab[k, 0], tab[k, 1], tab[k, 2], tab[k, 3], tab[k, 4]
+        if k == n_enc + 1:
+            gemm(NO_TRANS, NO_TRANS, B, n_out, n_in, zs, 0, n_in, params, w_off, n_out,
+                 acts, a_off, n_out, iw)
+        else:
+            p_off = tab[k - 1, 4]
+            gemm(NO_TRANS, NO_TRANS, B, n_out, n_in, acts, p_off, n_in, params, w_off, n_out,
+                 acts, a_off, n_out, iw)
+        Y = acts[a_off:a_off + B * n_out].reshape((B, n_out))
+        b = params[b_off:b_off + n_out]
+        if k < n_layers - 1:
+            bias_act(Y, b, act)
+        else:
+            recon = recon_forward(Y, b, X, inv_b)
+    return recon, kl
+
+
+@njit(**JIT_SERIAL)
+def _input_grad(B, W_off, n_in, n_out, g_buf, g_off, out_buf, out_off, params, tmp,
+                iw):  # pragma: no cover - compiled
+    """``out (B, n_in) = g (B, n_out) @ W.T`` with W (n_in, n_out) at ``params[W_off:]``."""
+    if B <= TRANSPOSED_DX_MAX_B and n_in * n_out >= TRANSPOSED_DX_MIN_W:
+        # (W @ g.T).T through contiguous copies: NN instead of the slow small NT product
+        gt = tmp[0:n_out * B].reshape((n_out, B))
+        g = g_buf[g_off:g_off + B * n_out].reshape((B, n_out))
+        for r in range(B):
+            for j in range(n_out):
+                gt[j, r] = g[r, j]
+        t_off = n_out * B
+        gemm(NO_TRANS, NO_TRANS, n_in, B, n_out, params, W_off, n_out, tmp, 0, B,
+             tmp, t_off, B, iw)
+        dxt = tmp[t_off:t_off + n_in * B].reshape((n_in, B))
+        out = out_buf[out_off:out_off + B * n_in].reshape((B, n_in))
+        for r in range(B):
+            for i in range(n_in):
+                out[r, i] = dxt[i, r]
+    else:
+        gemm(NO_TRANS, TRANS, B, n_in, n_out, g_buf, g_off, n_out, params, W_off, n_out,
+             out_buf, out_off, n_in, iw)
+
+
+@njit(**JIT_SERIAL)
+def backward_pass(params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp, cap,
+                  inv_b, iw):  # pragma: no cover
+    """Overwrite ``grads`` with d(mean recon + beta * mean kl)/dparams of the last forward pass.
+
+    Parameters are those of :func:`forward_pass` (same ``X``, ``eps`` and buffers, unchanged in
+    between) plus ``grads`` (P,), ``beta`` (any finite float), ``dpre`` and ``tmp`` (module
+    notes). Per dense layer: ``dZ = dA * act'(Z)``, ``dW = X.T @ dZ``, ``db = dZ.sum(0)``,
+    ``dX = dZ @ W.T``.
+    """
+    B = X.shape[0]
+    L = eps.shape[1]
+    n_layers = tab.shape[0]
+    last = n_layers - 1
+    # output layer: acts holds dloss/dx_hat = 2 (x_hat - x) / B
+    g_buf = acts
+    g_off = tab[last, 4]
+    n_out = tab[last, 3]
+    col_sum(grads[tab[last, 1]:tab[last, 1] + n_out],
+            acts[g_off:g_off + B * n_out].reshape((B, n_out)))
+    for k in range(last, n_enc, -1):           # output and decoder hidden layers
+        w_off, n_in, n_out = tab[k, 0], tab[k, 2], tab[k, 3]
+        if k - 1 > n_enc:                      # input is a hidden activation
+            i_off = tab[k - 1, 4]
+            gemm(TRANS, NO_TRANS, n_in, n_out, B, acts, i_off, n_in, g_buf, g_off, n_out,
+                 grads, w_off, n_out, iw)
+            _input_grad(B, w_off, n_in, n_out, g_buf, g_off, dpre, i_off, params, tmp, iw)
+            d = dpre[i_off:i_off + B * n_in].reshape((B, n_in))
+            a = acts[i_off:i_off + B * n_in].reshape((B, n_in))
+            act_backward_bias(d, grads[tab[k - 1, 1]:tab[k - 1, 1] + n_in], a, act)
+            g_buf = dpre
+            g_off = i_off
+        else:                                  # input is z: dZ goes through the heads
+            gemm(TRANS, NO_TRANS, n_in, n_out, B, zs, 0, n_in, g_buf, g_off, n_out,
+                 grads, w_off, n_out, iw)
+            gemm(NO_TRANS, TRANS, B, n_in, n_out, g_buf, g_off, n_out, params, w_off, n_out,
+                 zs, 2 * cap * L, n_in, iw)
+    h_off = tab[n_enc, 4]
+    H = acts[h_off:h_off + B * 2 * L].reshape((B, 2 * L))
+    dH = dpre[h_off:h_off + B * 2 * L].reshape((B, 2 * L))
+    S = zs[cap * L:cap * L + B * L].reshape((B, L))
+    dZ = zs[2 * cap * L:2 * cap * L + B * L].reshape((B, L))
+    hb = tab[n_enc, 1]
+    heads_backward(dH, grads[hb:hb + 2 * L], dZ, H, S, eps, beta, inv_b)
+    g_buf = dpre
+    g_off = h_off
+    for k in range(n_enc, -1, -1):             # heads and encoder hidden layers
+        w_off, n_in, n_out = tab[k, 0], tab[k, 2], tab[k, 3]
+        if k > 0:
+            i_off = tab[k - 1, 4]
+            gemm(TRANS, NO_TRANS, n_in, n_out, B, acts, i_off, n_in, g_buf, g_off, n_out,
+                 grads, w_off, n_out, iw)
+            _input_grad(B, w_off, n_in, n_out, g_buf, g_off, dpre, i_off, params, tmp, iw)
+            d = dpre[i_off:i_off + B * n_in].reshape((B, n_in))
+            a = acts[i_off:i_off + B * n_in].reshape((B, n_in))
+            act_backward_bias(d, grads[tab[k - 1, 1]:tab[k - 1, 1] + n_in], a, act)
+            g_buf = dpre
+            g_off = i_off
+        else:
+            gemm(TRANS, NO_TRANS, n_in, n_out, B, X, 0, n_in, g_buf, g_off, n_out,
+                 grads, w_off, n_out, iw)
+
+
+@njit(**JIT_SERIAL)
+def _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, klp, sums, cap,
+                   iw):  # pragma: no cover - compiled
+    B = X.shape[0]
+    lo = c * B // n_chunks
+    hi = (c + 1) * B // n_chunks
+    r, k = forward_pass(params, tab, n_enc, act, X[lo:hi], eps[lo:hi], acts[c], zs[c], klp[c],
+                        cap, 1.0 / B, iw)
+    sums[c, 0] = r * (hi - lo)
+    sums[c, 1] = k * (hi - lo)
+    sums[c, 2] = hi - lo
+
+
+@njit(**JIT_SERIAL)
+def _combine_forward(sums, klp, kl_per_dim, B):  # pragma: no cover - compiled
+    """Batch means from per-chunk sums, always in chunk order."""
+    recon = 0.0
+    kl = 0.0
+    kl_per_dim[:] = 0.0
+    for c in range(sums.shape[0]):
+        recon += sums[c, 0]
+        kl += sums[c, 1]
+        for j in range(kl_per_dim.shape[0]):
+            kl_per_dim[j] += klp[c, j] * sums[c, 2]
+    for j in range(kl_per_dim.shape[0]):
+        kl_per_dim[j] /= B
+    return recon / B, kl / B
+
+
+@njit(**JIT_PARALLEL)
+def forward_chunks(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_per_dim, cap,
+                   n_chunks, iw):  # pragma: no cover - compiled
+    """Forward pass of a batch split into ``n_chunks`` row chunks run in parallel.
+
+    Parameters
+    ----------
+    params, tab, n_enc, act, X, eps, iw
+        As :func:`forward_pass` (``X`` (B, n_input), ``eps`` (B, L) the whole batch).
+    acts, zs : ndarray (n_chunks_max, size)
+        Per-chunk workspace buffers (module notes), overwritten.
+    klp : float64 ndarray (n_chunks_max, L)
+        Per-chunk KL per dimension (scratch).
+    sums : float64 ndarray (n_chunks_max, 3)
+        Per-chunk ``(recon sum, kl sum, rows)`` (scratch).
+    kl_per_dim : float64 ndarray (L,)
+        Out: batch-mean KL per dimension.
+    cap : int
+        Rows per chunk buffer (``>= ceil(B / n_chunks)``).
+    n_chunks : int
+        1 <= n_chunks <= B.
+
+    Returns
+    -------
+    recon, kl : float
+        Batch means.
+    """
+    for c in prange(n_chunks):
+        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, klp, sums, cap, iw)
+    return _combine_forward(sums[:n_chunks], klp, kl_per_dim, X.shape[0])
+
+
+@njit(**JIT_SERIAL)
+def forward_chunks_seq(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_per_dim, cap,
+                       n_chunks, iw):  # pragma: no cover - compiled
+    """:func:`forward_chunks` with the chunks one after the other (same results, bit for bit)."""
+    for c in range(n_chunks):
+        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, klp, sums, cap, iw)
+    return _combine_forward(sums[:n_chunks], klp, kl_per_dim, X.shape[0])
+
+
+@njit(**JIT_SERIAL)
+def _backward_chunk(c, n_chunks, params, g, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
+                    cap, iw):  # pragma: no cover - compiled
+    B = X.shape[0]
+    lo = c * B // n_chunks
+    hi = (c + 1) * B // n_chunks
+    backward_pass(params, g, tab, n_enc, act, X[lo:hi], eps[lo:hi], beta, acts[c], dpre[c], zs[c],
+                  tmp[c], cap, 1.0 / B, iw)
+
+
+@njit(**JIT_PARALLEL)
+def backward_chunks(params, grads, gparts, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
+                    cap, n_chunks, iw):  # pragma: no cover - compiled
+    """Backward pass of the last :func:`forward_chunks`; overwrites ``grads`` (P,).
+
+    ``gparts`` (n_chunks_max, P) holds the per-chunk gradients when ``n_chunks > 1`` (then
+    ``grads = sum_c gparts[c]`` in chunk order); other parameters as :func:`forward_chunks` and
+    :func:`backward_pass`.
+    """
+    if n_chunks == 1:
+        _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
+                        cap, iw)
+        return
+    for c in prange(n_chunks):
+        _backward_chunk(c, n_chunks, params, gparts[c], tab, n_enc, act, X, eps, beta, acts, dpre,
+                        zs, tmp, cap, iw)
+    for i in prange(grads.shape[0]):
+        s = gparts[0, i]
+        for c in range(1, n_chunks):
+            s += gparts[c, i]
+        grads[i] = s
+
+
+@njit(**JIT_SERIAL)
+def backward_chunks_seq(params, grads, gparts, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
+                        cap, n_chunks, iw):  # pragma: no cover - compiled
+    """:func:`backward_chunks` with the chunks one after the other (same results, bit for bit)."""
+    if n_chunks == 1:
+        _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
+                        cap, iw)
+        return
+    for c in range(n_chunks):
+        _backward_chunk(c, n_chunks, params, gparts[c], tab, n_enc, act, X, eps, beta, acts, dpre,
+                        zs, tmp, cap, iw)
+    for i in range(grads.shape[0]):
+        s = gparts[0, i]
+        for c in range(1, n_chunks):
+            s += gparts[c, i]
+        grads[i] = s
