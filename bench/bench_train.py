@@ -2,7 +2,8 @@
 
 Windows 32x5 (n_input 160), hidden (128, 64), latent 8, relu, beta 4, Adam(1e-3), float32,
 65,536 synthetic windows, batch 256 and 32, one epoch of the real ``bv.fit`` per round (JIT warmed
-first). Samples/s are reported in ``extra_info``; 2 threads are requested through the usual
+first), on the compiled engine and on the numpy engine (``np.matmul`` per layer) in the same
+run. Samples/s are reported in ``extra_info``; 2 threads are requested through the usual
 environment variables before NumPy loads.
 """
 
@@ -17,6 +18,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import betavae_np as bv  # noqa: E402
+from betavae_np.nn.engine import compiled_available  # noqa: E402
 
 N_WINDOWS = 65_536
 
@@ -34,8 +36,12 @@ def _model():
                                    dtype="float32"), rng=0)
 
 
+@pytest.mark.parametrize("engine", ["compiled", "numpy"])
 @pytest.mark.parametrize("batch", [256, 32])
-def test_bench_fit_epoch(benchmark, windows, batch):
+def test_bench_fit_epoch(benchmark, windows, batch, engine, monkeypatch):
+    if engine == "compiled" and not compiled_available():
+        pytest.skip("numpy's CBLAS is not callable from compiled code here")
+    monkeypatch.setenv("BETAVAE_NP_ENGINE", engine)
     model = _model()
     schedule = bv.schedules.Constant(4.0)
     bv.fit(model, windows[:4 * batch], epochs=1, batch_size=batch, schedule=schedule)  # JIT warm-up

@@ -51,10 +51,12 @@ def hardware_info() -> dict:
         info["blas_threads"] = ", ".join(f"{p.get('internal_api')}:{p.get('num_threads')}" for p in pools)
     except ImportError:
         pass
+    # torch's version from its metadata: importing torch here would load its own OpenMP runtime
+    # and MKL into every benchmark process, next to the threads being measured
+    from importlib import metadata
     try:
-        import torch
-        info["torch"] = torch.__version__
-    except ImportError:
+        info["torch"] = metadata.version("torch")
+    except metadata.PackageNotFoundError:
         info["torch"] = None
     return info
 

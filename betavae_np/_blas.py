@@ -17,7 +17,8 @@ Notes
   builds suffix them, e.g. ``scipy_openblas_set_num_threads64_``) are called through ctypes.
   With any other BLAS, another OS, or missing symbols everything here is a no-op.
 * An explicit ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` in the environment is the user's
-  choice and is never overridden.
+  cap: never exceeded, but a block may run with fewer threads (the compiled engine needs one
+  BLAS thread per chunk thread, whatever the cap).
 * The thread count is process-global: another thread doing BLAS work during ``fit`` sees it too.
 """
 
@@ -124,18 +125,17 @@ def threads_for_batch(batch_size: int, engine: str = "numpy") -> int | None:
 def blas_threads(n: int | None):
     """Run the block with ``n`` OpenBLAS threads, then restore the previous count.
 
-    A no-op when ``n`` is None, when the user set ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``,
-    or when numpy's OpenBLAS is not found.
+    A no-op when ``n`` is None, when numpy's OpenBLAS is not found, or when ``n`` is above the
+    current count and the user set ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` (a cap).
     """
-    api = None
-    if n is not None and not any(os.environ.get(k) for k in _USER_ENV):
-        api = _get_api()
+    api = None if n is None else _get_api()
     if api is None:
         yield
         return
     get, set_ = api
     before = int(get())
-    if before == n:
+    capped = any(os.environ.get(k) for k in _USER_ENV)
+    if before == n or (capped and n > before):
         yield
         return
     set_(int(n))

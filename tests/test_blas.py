@@ -48,11 +48,14 @@ def test_blas_threads_restores_after_error(no_user_env):
 
 @needs_openblas
 @pytest.mark.parametrize("var", _blas._USER_ENV)
-def test_blas_threads_respects_user_env(monkeypatch, var):
+def test_blas_threads_treats_user_env_as_a_cap(monkeypatch, var):
     monkeypatch.setenv(var, str(_blas.get_threads()))
     before = _blas.get_threads()
     with _blas.blas_threads(before + 1):
-        assert _blas.get_threads() == before
+        assert _blas.get_threads() == before          # never above the user's setting
+    with _blas.blas_threads(1):
+        assert _blas.get_threads() == 1               # fewer is allowed (compiled engine)
+    assert _blas.get_threads() == before
 
 
 @needs_openblas
