@@ -221,3 +221,18 @@ def ref_vae_loss_and_grad(named, X, eps, beta, activation, n_hidden):
         dh = du @ named[f"enc.{i}.W"].T
     dX = dX + dh
     return recon + beta * kl, recon, kl, kl_per_dim, g, dX
+
+
+def central_diff(fun, a, h=1e-6):
+    """Central differences of the scalar ``fun()`` w.r.t. every element of the array ``a``
+    (changed in place and restored)."""
+    g = np.empty(a.shape)
+    for idx in np.ndindex(a.shape):
+        old = a[idx]
+        a[idx] = old + h
+        fp = fun()
+        a[idx] = old - h
+        fm = fun()
+        a[idx] = old
+        g[idx] = (fp - fm) / (2 * h)
+    return g

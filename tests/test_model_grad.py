@@ -13,7 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import betavae_np as bv
-from naive import ref_vae_forward, ref_vae_loss_and_grad
+from naive import central_diff, ref_vae_forward, ref_vae_loss_and_grad
 
 ACTS = ["relu", "tanh", "elu"]
 
@@ -38,20 +38,6 @@ def _far_from_kinks(model, X, eps, act, n_hidden):
     return min(np.abs(a).min() for a in u) > 1e-3
 
 
-def _fd(fun, a, h=1e-6):
-    """Central differences of the scalar ``fun()`` w.r.t. every element of the array ``a``."""
-    g = np.empty(a.shape)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + h
-        fp = fun()
-        a[idx] = old - h
-        fm = fun()
-        a[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
-    return g
-
-
 shapes = dict(n_input=st.integers(1, 5), hidden=st.lists(st.integers(1, 5), max_size=2),
               n_latent=st.integers(1, 3), act=st.sampled_from(ACTS),
               beta=st.sampled_from([0.0, 1.0, 50.0]), B=st.integers(1, 4),
@@ -74,10 +60,10 @@ def test_loss_and_grad_matches_finite_differences(n_input, hidden, n_latent, act
 
     assert parts.total == pytest.approx(loss(), rel=1e-12, abs=1e-12)
     for name, view in model.named_parameters().items():
-        num = _fd(loss, view)
+        num = central_diff(loss, view)
         np.testing.assert_allclose(grads[name], num, rtol=1e-5, atol=1e-6,
                                    err_msg=f"d{name} ({act}, hidden={hidden}, beta={beta})")
-    num = _fd(loss, X)
+    num = central_diff(loss, X)
     np.testing.assert_allclose(dX, num, rtol=1e-5, atol=1e-6,
                                err_msg=f"dX ({act}, hidden={hidden}, beta={beta})")
 
