@@ -211,3 +211,14 @@ def test_parallel_kernels_cached_under_one_thread_count_load_under_another(tmp_p
     assert first["engine"] == second["engine"] == "compiled"
     assert first["hits"] == 0 and second["hits"] == 2, "the second run must load, not compile"
     assert (first["r"], first["k"], first["g"]) == (second["r"], second["k"], second["g"])
+
+
+def test_compiled_forward_train_refuses_arrays_it_would_misread():
+    model, rng = _model(6, (5,), 2, "relu", 0, "float32")
+    ws = model.workspace(8, "compiled")
+    X = rng.random((8, 6)).astype(np.float32)
+    eps = rng.normal(size=(8, 2)).astype(np.float32)
+    for bad_X, bad_eps in ((X.astype(np.float64), eps), (np.asfortranarray(X), eps),
+                           (X, eps[:, ::-1])):
+        with pytest.raises(bv.InputError, match="C-contiguous float32 X and eps"):
+            model.forward_train(ws, bad_X, bad_eps)

@@ -25,7 +25,7 @@ import numpy as np
 from ..exceptions import ConfigError
 
 __all__ = ["ENGINES", "compiled_available", "resolve", "blas_int_type", "parallel_chunks",
-           "chunk_kernels"]
+           "note_parallel_call"]
 
 ENGINES = ("auto", "compiled", "numpy")
 
@@ -70,14 +70,6 @@ def blas_int_type():
 def parallel_chunks() -> bool:
     """Whether split batches should run their chunks in parallel (see module notes)."""
     return _parallel is not False
-
-
-def chunk_kernels():
-    """``(forward, backward)`` chunk kernels for split batches: parallel or sequential."""
-    from .._kernels import step
-    if _parallel is False:
-        return step.forward_chunks_seq, step.backward_chunks_seq
-    return step.forward_chunks, step.backward_chunks
 
 
 def note_parallel_call() -> None:

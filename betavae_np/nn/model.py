@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from .._blas import blas_threads, threads_for_batch
 from .._kernels.dense import act_backward_bias, bias_act, col_sum
 from .._kernels.encode import encode_one
-from .._kernels.step import backward_chunks_seq, forward_chunks_seq, n_chunks_for
+from .._kernels.step import (backward_chunks, backward_chunks_seq, forward_chunks,
+                             forward_chunks_seq, n_chunks_for)
 from .._kernels.vae import heads_backward, heads_forward, recon_forward
 from ..exceptions import ConfigError, InputError
-from .._blas import blas_threads, threads_for_batch
 from . import engine
 from .checks import as_beta, as_rows, as_vector
 from .config import ACTIVATIONS, VAEConfig
@@ -293,11 +294,17 @@ class BetaVAE:
         ws.last_X = X
         ws.last_eps = eps
         if ws.engine == "compiled":
+            # compiled code reads these through raw pointers: never hand it another layout
+            dt = self.dtype
+            if not (X.dtype == dt and eps.dtype == dt and X.flags.c_contiguous
+                    and eps.flags.c_contiguous):
+                raise InputError(f"forward_train needs C-contiguous {dt.name} X and eps, got "
+                                 f"{X.dtype} and {eps.dtype}; use loss() for other arrays.")
             n = ws.last_chunks = n_chunks_for(X.shape[0])
             if n > 1 and engine.parallel_chunks():
-                fwd = engine.chunk_kernels()[0]
-                out = fwd(self._params, ws.tab, self._n_enc, self._act, X, eps, ws.acts, ws.zs,
-                          ws.klp, ws.sums, ws.kl_per_dim, ws.chunk_cap, n, ws.iw)
+                out = forward_chunks(self._params, ws.tab, self._n_enc, self._act, X, eps,
+                                     ws.acts, ws.zs, ws.klp, ws.sums, ws.kl_per_dim,
+                                     ws.chunk_cap, n, ws.iw)
                 engine.note_parallel_call()
                 return out
             return forward_chunks_seq(self._params, ws.tab, self._n_enc, self._act, X, eps,
@@ -357,8 +364,7 @@ class BetaVAE:
 
     def _backward_compiled(self, ws: Workspace, beta: float, grads: np.ndarray) -> None:
         n = ws.last_chunks
-        bwd = engine.chunk_kernels()[1] if n > 1 and engine.parallel_chunks() \
-            else backward_chunks_seq
+        bwd = backward_chunks if n > 1 and engine.parallel_chunks() else backward_chunks_seq
         bwd(self._params, grads, ws.gparts, ws.tab, self._n_enc, self._act, ws.last_X,
             ws.last_eps, float(beta), ws.acts, ws.dpre, ws.zs, ws.tmp, ws.chunk_cap, n, ws.iw)
 
