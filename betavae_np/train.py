@@ -277,7 +277,7 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
             "beta, or set Adam(clip_norm=...).")
 
     step = 0
-    # divergence is detected, not warned; small batches run single-threaded BLAS (see _blas)
+    # divergence is detected, not warned; BLAS threads as the engine and batch want (see _blas)
     with np.errstate(over="ignore", invalid="ignore"), \
             blas_threads(threads_for_batch(batch_size, ws.engine)):
         try:
