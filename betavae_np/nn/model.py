@@ -299,17 +299,15 @@ class BetaVAE:
             if not (X.dtype == dt and eps.dtype == dt and X.flags.c_contiguous
                     and eps.flags.c_contiguous):
                 raise InputError(f"forward_train needs C-contiguous {dt.name} X and eps, got "
-                                 f"{X.dtype} and {eps.dtype}; use loss() for other arrays.")
+                                 f"{X.dtype} and {eps.dtype}; convert with np.ascontiguousarray(a, dtype).")
             n = ws.last_chunks = n_chunks_for(X.shape[0])
-            if n > 1 and engine.parallel_chunks():
-                out = forward_chunks(self._params, ws.tab, self._n_enc, self._act, X, eps,
-                                     ws.acts, ws.zs, ws.klp, ws.sums, ws.kl_per_dim,
-                                     ws.chunk_cap, n, ws.iw)
+            parallel = n > 1 and engine.parallel_chunks()
+            fwd = forward_chunks if parallel else forward_chunks_seq
+            out = fwd(self._params, ws.tab, self._n_enc, self._act, X, eps, ws.acts, ws.zs,
+                      ws.klp, ws.sums, ws.kl_per_dim, ws.chunk_cap, n, ws.iw)
+            if parallel:
                 engine.note_parallel_call()
-                return out
-            return forward_chunks_seq(self._params, ws.tab, self._n_enc, self._act, X, eps,
-                                      ws.acts, ws.zs, ws.klp, ws.sums, ws.kl_per_dim,
-                                      ws.chunk_cap, n, ws.iw)
+            return out
         p = ws.plan(X.shape[0])
         act = self._act
         layers = self._layers
