@@ -7,6 +7,7 @@ columns ``open high low close volume`` and ``turnover`` when known.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +109,7 @@ def validate_candles(df: pd.DataFrame, *, min_rows: int = 1, what: str = "candle
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
     if not isinstance(df.index, pd.DatetimeIndex):
-        for col in ("open_time", "timestamp_ms", "timestamp", "time", "date"):
+        for col in TIME_COLUMNS:
             if col in df.columns:
                 df = df.set_index(_to_datetime(df[col], what)).drop(columns=[col])
                 break
@@ -158,14 +159,66 @@ def validate_candles(df: pd.DataFrame, *, min_rows: int = 1, what: str = "candle
     return out
 
 
+#: Epoch magnitudes: a time column of plain numbers is read in the largest unit its values fit
+#: (1e11 s is the year 5138, so seconds, ms, us and ns of any real candle cannot be confused).
+_EPOCH_UNITS = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"), (0.0, "s"))
+
+#: Time columns tried in this order when a frame has no DatetimeIndex.
+TIME_COLUMNS = ("timestamp_ms", "open_time", "timestamp", "time", "date")
+
+
 def _to_datetime(col: pd.Series, what: str) -> pd.DatetimeIndex:
+    """A time column as a UTC index: epoch numbers (s, ms, us or ns by magnitude, also when written
+    as digit strings) or date/time text (ISO 8601 first, then the format of the first value)."""
+    bad = DataError(f"{what}: column {col.name} holds no times to parse; give ISO 8601 text "
+                    f"(2024-05-01 00:00:00) or epoch seconds/ms")
+    if pd.api.types.is_bool_dtype(col.dtype):
+        raise bad
+    numeric = col if pd.api.types.is_numeric_dtype(col.dtype) else None
+    if numeric is None:
+        text = col.astype("string").str.strip()  # pandas 3 reads text as a string dtype, pandas 2 as object
+        as_num = pd.to_numeric(text, errors="coerce")
+        if text.notna().any() and as_num.notna().sum() == text.notna().sum():
+            numeric = as_num  # quoted epoch numbers
     try:
-        if np.issubdtype(col.dtype, np.number):
-            unit = "ms" if np.nanmax(np.abs(col.to_numpy(dtype=np.float64))) > 1e11 else "s"
-            return pd.DatetimeIndex(pd.to_datetime(col.to_numpy(), unit=unit, utc=True), name="open_time")
-        return pd.DatetimeIndex(pd.to_datetime(col, utc=True), name="open_time")
+        if numeric is not None:
+            if pd.api.types.is_integer_dtype(numeric.dtype) and not numeric.isna().any():
+                values = numeric.to_numpy(dtype=np.int64)  # exact, even for ns
+            else:
+                values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)  # NaN becomes NaT
+            finite = np.abs(values[np.isfinite(values)]) if values.dtype.kind == "f" else np.abs(values)
+            peak = float(finite.max()) if finite.size else 0.0
+            unit = next(u for floor, u in _EPOCH_UNITS if peak >= floor)
+            return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True), name="open_time")
+        try:
+            out = pd.to_datetime(text, utc=True, format="ISO8601")
+        except (ValueError, TypeError):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we say so below
+                out = pd.to_datetime(text, utc=True)
+        return pd.DatetimeIndex(out, name="open_time")
     except (ValueError, TypeError, OverflowError):
-        raise DataError(f"{what}: timestamps could not be parsed") from None
+        pass
+    sample = _first_unparseable(col)
+    raise DataError(f"{what}: column {col.name} holds times that could not be parsed"
+                    + (f" (e.g. {sample!r})" if sample is not None else "")
+                    + "; give ISO 8601 text (2024-05-01 00:00:00) or epoch seconds/ms") from None
+
+
+def _first_unparseable(col: pd.Series):
+    """The first value of a time column that parses neither as ISO 8601 text nor as a number."""
+    for value in col.dropna().head(100_000):
+        text = str(value).strip()
+        try:
+            float(text)
+            continue
+        except ValueError:
+            pass
+        try:
+            pd.to_datetime(text, utc=True, format="ISO8601")
+        except (ValueError, TypeError, OverflowError):
+            return text
+    return None
 
 
 def read_candles_csv(path: str | os.PathLike, *, min_rows: int = 1) -> pd.DataFrame:
