@@ -118,7 +118,7 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str = "60", sta
     pandas.DataFrame
         The candle convention, with ``attrs["betavae_np"]`` holding the provenance.
     """
-    from .data.intervals import interval_ms, normalize_interval
+    from .data.intervals import candles_before, normalize_interval, to_ms
 
     interval = normalize_interval(interval)
     start, end = _to_utc(start, "start"), _to_utc(end, "end")
@@ -137,9 +137,9 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str = "60", sta
                                   "start": df.index[0].isoformat() if len(df) else None,
                                   "end": df.index[-1].isoformat() if len(df) else None}
         return df
-    if start is None and interval_ms(interval) > 0:
-        anchor = end if end is not None else pd.Timestamp.now(tz="UTC")
-        start = anchor - pd.Timedelta(milliseconds=interval_ms(interval) * DEFAULT_CANDLES)
+    if start is None:  # the last DEFAULT_CANDLES candles, but nothing before Bybit existed
+        anchor = to_ms(end if end is not None else pd.Timestamp.now(tz="UTC"), "end")
+        start = pd.Timestamp(candles_before(anchor, interval, DEFAULT_CANDLES), unit="ms", tz="UTC")
     from .data.fetch import fetch_klines
 
     kwargs = {}

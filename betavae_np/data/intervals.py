@@ -17,7 +17,7 @@ from ..exceptions import ConfigError
 
 __all__ = ["INTERVALS", "CATEGORIES", "normalize_interval", "interval_ms", "normalize_symbol",
            "normalize_category", "to_ms", "ms_to_iso", "floor_open", "ceil_open", "next_open",
-           "last_closed_open", "count_candles"]
+           "last_closed_open", "count_candles", "BYBIT_START_MS", "candles_before"]
 
 #: Every interval code Bybit v5 accepts, shortest first.
 INTERVALS = ("1", "3", "5", "15", "30", "60", "120", "240", "360", "720", "D", "W", "M")
@@ -35,6 +35,9 @@ _ALIASES = {
     "60m": "60", "120m": "120", "240m": "240", "360m": "360", "720m": "720",
     "1d": "D", "d": "D", "1w": "W", "w": "W", "1mo": "M", "1mon": "M", "mo": "M",
 }
+#: No Bybit candle opens before this (2018-01-01 UTC; the exchange launched in 2018): default ranges
+#: reaching further back stop here instead of asking for centuries of weekly or monthly candles.
+BYBIT_START_MS = 1_514_764_800_000
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 
 
@@ -136,7 +139,10 @@ def to_ms(when, what: str = "time") -> int:
         if ts is pd.NaT or pd.isna(ts):
             raise ConfigError(f"invalid {what} {when!r}; give a date, an ISO string or ms since the epoch")
         ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        ms = int(ts.value) // 1_000_000  # Timestamp.value is ns whatever the unit
+        try:
+            ms = int(ts.value) // 1_000_000  # Timestamp.value is ns whatever the unit
+        except OverflowError:  # pandas >= 3 holds times outside 1677..2262 in coarser units
+            raise ConfigError(f"invalid {what} {when!r}: give a time between 1970 and 2262") from None
     if ms < 0:
         raise ConfigError(f"invalid {what} {when!r}: before 1970")
     return ms
@@ -195,3 +201,28 @@ def count_candles(start_ms: int, end_ms: int, interval: str) -> int:
         a, b = pd.Timestamp(first, unit="ms"), pd.Timestamp(end_ms, unit="ms")
         return (b.year - a.year) * 12 + b.month - a.month + 1
     return (int(end_ms) - first) // interval_ms(code) + 1
+
+
+def candles_before(end_ms: int, interval: str, n: int, earliest_ms: int = BYBIT_START_MS) -> int:
+    """Start of a default range: ``n`` candles before ``end_ms``, but not before ``earliest_ms``.
+
+    Parameters
+    ----------
+    end_ms : int
+        End of the range (ms since the epoch).
+    interval : str
+        Bybit code or alias; a month counts as 31 days here.
+    n : int
+        Candles wanted.
+    earliest_ms : int
+        Floor (default :data:`BYBIT_START_MS`); an ``end_ms`` before it is its own floor.
+
+    Returns
+    -------
+    int
+        ``max(end_ms - n * interval, min(earliest_ms, end_ms))`` in ms, computed in Python integers (no
+        overflow for weeks or months), never negative.
+    """
+    step = interval_ms(interval) or 31 * _DAY
+    start = int(end_ms) - int(n) * step
+    return max(0, start, min(int(earliest_ms), int(end_ms)))
