@@ -5,11 +5,17 @@ Needs matplotlib (the ``plot`` extra); imported only when a plot is asked for.
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 
-from ..exceptions import BetaVAEError
+from ..exceptions import BetaVAEError, ConfigError
 
-__all__ = ["plot_traversal"]
+__all__ = ["plot_traversal", "plot_formats", "plot_target"]
+
+#: The format of a plot file named without an extension (``.png`` is appended, as matplotlib does).
+DEFAULT_FORMAT = "png"
 
 
 def _pyplot():
@@ -21,6 +27,53 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def plot_formats() -> dict:
+    """File formats this matplotlib can write, ``{extension: description}``.
+
+    ``pgf`` is left out when its TeX program (``rcParams["pgf.texsystem"]``) is not installed, since
+    writing it would fail only after the work is done.
+    """
+    plt = _pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = dict(FigureCanvasBase.get_supported_filetypes())
+    if "pgf" in formats and shutil.which(str(plt.rcParams.get("pgf.texsystem", "xelatex"))) is None:
+        del formats["pgf"]
+    return formats
+
+
+def plot_target(path: str) -> tuple[str, str]:
+    """The file a plot named ``path`` is written to, and its format: checked before any work.
+
+    The extension picks the format (case-insensitive); a name without one gets ``.png`` appended
+    (what matplotlib's ``savefig`` does with such a name).
+
+    Returns
+    -------
+    path : str
+        ``path``, or ``path + ".png"``.
+    format : str
+        A key of :func:`plot_formats`.
+
+    Raises
+    ------
+    ConfigError
+        An extension matplotlib cannot write, in one sentence listing those it can.
+    BetaVAEError
+        matplotlib is not installed.
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1]
+    if not ext:
+        return path + "." + DEFAULT_FORMAT, DEFAULT_FORMAT
+    fmt = ext[1:].lower()
+    formats = plot_formats()
+    if fmt not in formats:
+        raise ConfigError(f"cannot write a plot as {ext!r}; name the file with one of the extensions "
+                          f"{', '.join('.' + f for f in sorted(formats))} (no extension: .png is appended)")
+    return path, fmt
 
 
 def _candles(ax, w: np.ndarray, features: list[str]) -> None:
@@ -39,7 +92,7 @@ def _candles(ax, w: np.ndarray, features: list[str]) -> None:
         ax.bar(t, col["volume"] * 0.25, bottom=-0.3, color="#8d99ae", width=0.8)
 
 
-def plot_traversal(interp, path: str, *, window: int, features, title: str = "") -> str:
+def plot_traversal(interp, path: str, *, window: int, features, title: str = "", format: str | None = None) -> str:
     """Save a grid of decoded windows: one row per latent dimension, one column per step.
 
     Parameters
@@ -47,15 +100,19 @@ def plot_traversal(interp, path: str, *, window: int, features, title: str = "")
     interp : Interpretation
         From :func:`betavae_np.interpret` (its ``grid`` of shape (n_dims, steps, n_input)).
     path : str
-        PNG (or any matplotlib format) to write.
+        File to write, exactly this name.
     window : int
     features : sequence of str
+    format : str, optional
+        A key of :func:`plot_formats`; default from the extension of ``path`` (see :func:`plot_target`).
 
     Returns
     -------
     str
         The path written.
     """
+    if format is None:
+        path, format = plot_target(path)
     plt = _pyplot()
     grid = np.asarray(interp.grid)
     n_dims, steps, _ = grid.shape
@@ -75,6 +132,6 @@ def plot_traversal(interp, path: str, *, window: int, features, title: str = "")
         axes[i, 0].set_ylabel(f"z{reading.dim}\n{reading.label}", fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(title or "latent traversals (rows: dimensions, columns: -span .. +span sd)", fontsize=10)
     fig.tight_layout(rect=(0.02, 0, 1, 0.97))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format=format)  # explicit: a name without extension stays as given
     plt.close(fig)
     return path

@@ -20,7 +20,8 @@ from ._common import atomic_path, bybit_options, emit_json, fmt, handle_errors, 
 @source_options(None)
 @bybit_options
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
-              help="Also draw the decoded candles per dimension and step (needs matplotlib).")
+              help="Also draw the decoded candles per dimension and step (needs matplotlib). The extension "
+                   "picks the format (.png .pdf .svg .jpg ...); without one, .png is appended.")
 @json_option
 @handle_errors
 def traverse(model_path, dims, span, steps, at, source, base_url, cache_dir, plot_path, as_json):
@@ -31,6 +32,19 @@ def traverse(model_path, dims, span, steps, at, source, base_url, cache_dir, plo
     the decoded window's level, trend, volatility, volume, momentum and body/range change, in training-data
     standard deviations of each measure.
     """
+    plot_format = None
+    if plot_path:  # before any work: a plot that cannot be written is known now
+        from ..analysis.plot import plot_target
+        from ..exceptions import ConfigError
+
+        try:
+            plot_path, plot_format = plot_target(plot_path)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--plot") from None
+        folder = os.path.dirname(os.path.abspath(plot_path))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"folder {folder} does not exist", param_hint="--plot")
+
     from ..analysis.interpret import interpret, window_layout
     from ..analysis.traversal import parse_dims
     from ..io import load
@@ -39,10 +53,6 @@ def traverse(model_path, dims, span, steps, at, source, base_url, cache_dir, plo
     model = load(model_path)
     dim_list = parse_dims(dims, model.config.n_latent)
     window, features = window_layout(model)
-    if plot_path:
-        folder = os.path.dirname(os.path.abspath(plot_path))
-        if not os.path.isdir(folder):
-            raise click.BadParameter(f"folder {folder} does not exist", param_hint="--plot")
     windows = None
     if at is not None or source is not None:
         _, windows = windows_for_model(model, source=source, base_url=base_url, cache_dir=cache_dir,
@@ -56,7 +66,7 @@ def traverse(model_path, dims, span, steps, at, source, base_url, cache_dir, plo
         title = (f"{data.get('pair') or data.get('symbol', '')} {data.get('interval', '')}: window ending "
                  f"{end_time[:16]}, traversals -{span:g}..+{span:g} sd")
         with atomic_path(plot_path) as tmp:
-            plot_traversal(interp, tmp, window=window, features=features, title=title)
+            plot_traversal(interp, tmp, window=window, features=features, title=title, format=plot_format)
     if as_json:
         out = interp.to_dict()
         out.update(model=os.path.abspath(model_path), reference_end_time=end_time, plot=plot_path)
