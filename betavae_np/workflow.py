@@ -68,6 +68,7 @@ def _clip(df: pd.DataFrame, start, end) -> pd.DataFrame:
 
 
 def _sample(symbol: str, interval: str, start, end, why: str | None, on_notice) -> pd.DataFrame:
+    from .data.frame import candle_facts
     from .data.sample import load_sample
 
     if not _is_btc(symbol):
@@ -83,14 +84,12 @@ def _sample(symbol: str, interval: str, start, end, why: str | None, on_notice) 
                            f"{prov.get('pair', 'BTC-USD')} 1h candles {prov.get('start', '?')[:10]} .. "
                            f"{prov.get('end', '?')[:10]} ({prov.get('rows', len(df))} rows), not Bybit {symbol}")
     out = _clip(df, start, end)
-    prov.update(requested_symbol=symbol, fallback_reason=why, rows=len(out),
-                start=out.index[0].isoformat() if len(out) else None,
-                end=out.index[-1].isoformat() if len(out) else None)
+    prov.update(requested_symbol=symbol, fallback_reason=why, **candle_facts(out, interval))
     out.attrs["betavae_np"] = prov
     return out
 
 
-def load_candles(symbol: str, *, source: str = "auto", interval: str = "60", start=None, end=None,
+def load_candles(symbol: str, *, source: str = "auto", interval: str | None = None, start=None, end=None,
                  category: str = "linear", base_url: str | None = None, cache_dir=None,
                  on_notice: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
@@ -104,39 +103,60 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str = "60", sta
         ``auto``: the cache, then Bybit, and when Bybit cannot be reached the cached candles or, for
         BTC hourly, the bundled real sample (with a notice naming what is used). ``bybit``: Bybit
         through the cache, errors are errors. ``sample``: the bundled sample. A path: a candle CSV.
-    interval : str
-        Bybit interval code or alias (``60``, ``1h``, ``D``...).
+    interval : str, optional
+        Bybit interval code or alias (``60``, ``1h``, ``D``...). None: for a CSV, inferred from its
+        most common candle spacing (with a notice); otherwise ``"60"``. A CSV whose spacing differs
+        from an interval given explicitly is an error.
     start, end : date-like, optional
-        Range of candle open times (UTC). Default for Bybit: the last 20,000 candles.
+        Range of candle open times (UTC). Default for Bybit: the last 20,000 candles, but none before
+        2018 (:data:`~betavae_np.data.intervals.BYBIT_START_MS`).
     on_notice : callable(str), optional
-        Receives fallback notices (the library never prints).
+        Receives notices: fallbacks, an inferred interval (the library never prints).
     on_progress : callable(fetched, expected), optional
         Fetch progress.
 
     Returns
     -------
     pandas.DataFrame
-        The candle convention, with ``attrs["betavae_np"]`` holding the provenance.
-    """
-    from .data.intervals import candles_before, normalize_interval, to_ms
+        The candle convention, with ``attrs["betavae_np"]`` holding the provenance. Whatever the
+        source, ``rows``, ``start``/``end`` (first and last open time of the candles returned),
+        ``interval``, ``gaps`` (list of ``{"start", "end", "missing"}``) and ``missing_candles``
+        describe the data itself; Bybit sources keep the range asked for as ``requested_start``/
+        ``requested_end``.
 
-    interval = normalize_interval(interval)
+    Raises
+    ------
+    ConfigError
+        Bad interval or times, or a CSV whose spacing contradicts ``interval``.
+    DataError, BybitError
+        Unusable data; Bybit failures (with ``source="auto"`` only those that are not a fallback).
+    """
+    from .data.frame import candle_facts, index_to_ms, infer_interval, read_candles_csv
+    from .data.intervals import candles_before, normalize_interval, spacing_words, to_ms
+
+    given = interval
+    interval = None if interval is None else normalize_interval(interval)
     start, end = _to_utc(start, "start"), _to_utc(end, "end")
     if start is not None and end is not None and start >= end:
         raise ConfigError(f"start {start.isoformat()} is not before end {end.isoformat()}")
     if source == "sample":
-        return _sample(symbol, interval, start, end, None, on_notice)
+        return _sample(symbol, interval or "60", start, end, None, on_notice)
     if source not in SOURCES:
-        from .data.frame import read_candles_csv
-
         if not os.path.exists(source):
             raise DataError(f"source {source!r} is neither auto, bybit, sample nor an existing CSV file")
-        df = _clip(read_candles_csv(source), start, end)
+        raw = read_candles_csv(source)
+        found = infer_interval(index_to_ms(raw.index), what=os.path.basename(source))
+        if interval is None:
+            _notice(on_notice, f"the CSV's candles are {spacing_words(interval=found)} apart: using interval {found}")
+        elif interval != found:
+            raise ConfigError(f"the CSV's candles are {spacing_words(interval=found)} apart (interval {found}) "
+                              f"but --interval {str(given).strip()} was given")
+        df = _clip(raw, start, end)
         df.attrs["betavae_np"] = {"source": "csv", "path": os.path.abspath(source), "symbol": symbol,
-                                  "interval": interval, "rows": len(df),
-                                  "start": df.index[0].isoformat() if len(df) else None,
-                                  "end": df.index[-1].isoformat() if len(df) else None}
+                                  "interval": found, "interval_inferred": interval is None,
+                                  **candle_facts(df, found)}
         return df
+    interval = interval or "60"
     if start is None:  # the last DEFAULT_CANDLES candles, but nothing before Bybit existed
         anchor = to_ms(end if end is not None else pd.Timestamp.now(tz="UTC"), "end")
         start = pd.Timestamp(candles_before(anchor, interval, DEFAULT_CANDLES), unit="ms", tz="UTC")
@@ -146,12 +166,16 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str = "60", sta
     if source == "auto":
         kwargs = {"timeout": 10.0}  # unreachable hosts fail fast (connect_retries); 10006/429/5xx still retry
     try:
-        return fetch_klines(symbol, interval=interval, start=start, end=end, category=category,
-                            base_url=base_url, cache_dir=cache_dir, on_progress=on_progress, **kwargs)
+        df = fetch_klines(symbol, interval=interval, start=start, end=end, category=category,
+                          base_url=base_url, cache_dir=cache_dir, on_progress=on_progress, **kwargs)
     except BybitError as exc:
         if source == "bybit" or type(exc).__name__ not in _UNREACHABLE:
             raise
         why = f"Bybit could not be reached ({exc})"
+    else:
+        prov = df.attrs["betavae_np"]
+        prov.update(requested_start=prov.get("start"), requested_end=prov.get("end"), **candle_facts(df, interval))
+        return df
     cached = _cached(symbol, interval, category, start, end, cache_dir)
     if cached is not None and len(cached):
         _notice(on_notice, f"{why}; using {len(cached)} cached Bybit candles of {symbol} "
@@ -171,9 +195,12 @@ def _cached(symbol, interval, category, start, end, cache_dir):
         return None
     if df is None or not len(df):
         return None
-    df.attrs.setdefault("betavae_np", {}).update(source="bybit-cache", exchange="bybit", symbol=symbol.upper(),
-                                                  category=category, interval=interval, rows=len(df),
-                                                  start=df.index[0].isoformat(), end=df.index[-1].isoformat())
+    from .data.frame import candle_facts
+
+    prov = df.attrs.setdefault("betavae_np", {})
+    prov.update(source="bybit-cache", exchange="bybit", symbol=symbol.upper(), category=category,
+                interval=interval, requested_start=prov.get("start"), requested_end=prov.get("end"),
+                **candle_facts(df, interval))
     return df
 
 

@@ -59,3 +59,107 @@ def test_train_weekly_without_start_uses_a_sane_range(tmp_path, monkeypatch):
 def test_train_start_outside_the_datetime_range_is_misuse(when, tmp_path):
     r = run("train", "BTCUSDT", "--source", "sample", "--start", when, *SMALL, "--out", tmp_path / "m.npz")
     assert r.exit_code == 2 and when in r.stderr and "Traceback" not in r.output
+
+
+# -- gaps of every source, in one shape ------------------------------------------------------------------
+def _write_csv(path, hist, fmt="ms"):
+    df = bv.data.frame_from_arrays(hist.t, hist.values[:, :5])
+    table = df.reset_index(drop=True)
+    times = hist.t if fmt == "ms" else [t.strftime("%Y-%m-%d %H:%M:%S") for t in df.index]
+    table.insert(0, "timestamp_ms" if fmt == "ms" else "open_time", times)
+    table.to_csv(path, index=False)
+    return path
+
+
+def _truth_gaps(hist, step):
+    return [g.to_dict() for g in bv.data.find_gaps(hist.t, step)]
+
+
+def test_load_candles_csv_reports_gaps_like_bybit(tmp_path):
+    t0 = to_ms("2024-01-01")
+    hist = make_history(t0, 400, H, seed=3, drop=[(100, 110), (250, 252)])
+    df = load_candles("BTCUSDT", source=str(_write_csv(tmp_path / "g.csv", hist)), interval="60")
+    meta = df.attrs["betavae_np"]
+    assert meta["gaps"] == _truth_gaps(hist, H) and [g["missing"] for g in meta["gaps"]] == [10, 2]
+    assert meta["missing_candles"] == 12 and meta["rows"] == len(df) == 388
+
+
+def test_load_candles_sample_gaps_follow_the_clip():
+    df = load_candles("BTCUSDT", source="sample", start="2018-01-01", end="2018-02-01")
+    meta = df.attrs["betavae_np"]
+    assert meta["rows"] == len(df) and meta["start"].startswith("2018-01-01")
+    truth = bv.data.find_gaps(bv.data.index_to_ms(df.index), H)
+    assert meta["gaps"] == [g.to_dict() for g in truth] and meta["missing_candles"] == sum(g.missing for g in truth)
+
+
+def test_train_csv_gaps_reach_the_data_line_and_model_file(tmp_path):
+    hist = make_history(to_ms("2024-01-01"), 500, H, seed=3, drop=[(100, 112), (300, 303)])
+    csv = _write_csv(tmp_path / "g.csv", hist)
+    r = run("train", "BTCUSDT", "--source", csv, *SMALL, "--out", tmp_path / "m.npz")
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.stderr.splitlines() if x.startswith("data:"))
+    assert "2 gaps (15 missing candles; largest 12 from 2024-01-05T04:00 to 2024-01-05T15:00)" in line, line
+    meta = bv.load(tmp_path / "m.npz").metadata["data"]
+    assert meta["gaps"] == _truth_gaps(hist, H) and meta["missing_candles"] == 15
+
+
+def test_train_bybit_data_line_shows_the_data_range_once_named(tmp_path, monkeypatch):
+    """The Bybit data: line showed the requested range and said 'Bybit bybit'."""
+    monkeypatch.setenv("BETAVAE_NP_CACHE", str(tmp_path / "cache"))
+    first = to_ms("2024-01-01T05:00")
+    with BybitServer() as srv:
+        srv.add("ETHUSDT", "60", make_history(first, 300, H, seed=4, drop=[(50, 53)]))
+        r = run("train", "ETHUSDT", "--source", "bybit", "--base-url", srv.url, "--start", "2023-12-30",
+                "--end", "2024-02-01", *SMALL, "--out", tmp_path / "m.npz")
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.stderr.splitlines() if x.startswith("data:"))
+    assert line.startswith("data: Bybit ETHUSDT interval 60, 297 candles 2024-01-01T05:00 .. 2024-01-13T16:00, "
+                           "1 gap (3 missing candles; largest 3 from 2024-01-03T07:00 to 2024-01-03T09:00)"), line
+    data = bv.load(tmp_path / "m.npz").metadata["data"]
+    assert data["requested_start"].startswith("2023-12-30") and data["start"].startswith("2024-01-01T05")
+
+
+# -- the CSV's interval is inferred ----------------------------------------------------------------------
+def test_load_candles_infers_a_daily_csv_and_says_so(tmp_path):
+    hist = make_history(to_ms("2020-01-01"), 300, STEP["D"], seed=5, drop=[(40, 42)])
+    notices = []
+    df = load_candles("BTCUSD", source=str(_write_csv(tmp_path / "d.csv", hist, fmt="text")), on_notice=notices.append)
+    meta = df.attrs["betavae_np"]
+    assert meta["interval"] == "D" and meta["interval_inferred"] is True
+    assert notices == ["the CSV's candles are 1 day apart: using interval D"]
+    assert [g["missing"] for g in meta["gaps"]] == [2]  # gaps measured in days, not hours
+
+
+@pytest.mark.parametrize("step,code", [(STEP["1"], "1"), (STEP["240"], "240"), (STEP["W"], "W")])
+def test_load_candles_infers_other_intervals(step, code, tmp_path):
+    hist = make_history(to_ms("2019-01-07"), 60, step, seed=6, drop=[(10, 13)])
+    df = load_candles("BTCUSD", source=str(_write_csv(tmp_path / "c.csv", hist)))
+    assert df.attrs["betavae_np"]["interval"] == code
+
+
+def test_load_candles_infers_monthly_csv(tmp_path):
+    months = pd.date_range("2019-01-01", periods=40, freq="MS", tz="UTC")
+    hist = make_history(0, 40, 1, seed=7)
+    hist.t = bv.data.index_to_ms(months)
+    df = load_candles("BTCUSD", source=str(_write_csv(tmp_path / "m.csv", hist)))
+    assert df.attrs["betavae_np"]["interval"] == "M" and df.attrs["betavae_np"]["gaps"] == []
+
+
+def test_load_candles_csv_interval_contradiction_is_one_exact_sentence(tmp_path):
+    hist = make_history(to_ms("2020-01-01"), 300, STEP["D"], seed=5)
+    csv = _write_csv(tmp_path / "d.csv", hist)
+    with pytest.raises(bv.exceptions.ConfigError) as err:
+        load_candles("BTCUSD", source=str(csv), interval="60")
+    assert str(err.value) == "the CSV's candles are 1 day apart (interval D) but --interval 60 was given"
+    r = run("train", "BTCUSD", "--source", csv, "--interval", "60", *SMALL, "--out", tmp_path / "m.npz")
+    assert r.exit_code == 2 and "the CSV's candles are 1 day apart (interval D) but --interval 60 was given" \
+        in r.stderr and "gap" not in r.stderr
+    r = run("train", "BTCUSD", "--source", csv, "--interval", "1d", *SMALL, "--out", tmp_path / "m.npz")
+    assert r.exit_code == 0, r.output
+    assert bv.load(tmp_path / "m.npz").metadata["windower"]["interval"] == "D"
+
+
+def test_load_candles_csv_spacing_that_is_no_bybit_interval(tmp_path):
+    hist = make_history(to_ms("2024-01-01"), 50, 10 * STEP["1"], seed=8)
+    with pytest.raises(bv.exceptions.DataError, match="10 minutes apart, which is no Bybit interval"):
+        load_candles("BTCUSD", source=str(_write_csv(tmp_path / "c.csv", hist)))

@@ -110,13 +110,23 @@ def train(symbol, source, interval, category, start, end, window, lookback, late
 
 
 def _describe(prov: dict, rows: int) -> str:
+    """The ``data:`` line: source, symbol, interval, the candles' own range, and their gaps."""
     src = prov.get("source", "?")
     what = {"sample": "bundled sample", "bybit": "Bybit", "bybit-cache": "Bybit (cache)", "csv": "CSV"}.get(src, src)
     name = prov.get("pair") or prov.get("symbol") or "?"
-    where = f" {prov.get('exchange')}" if prov.get("exchange") else ""
+    exchange = prov.get("exchange")
+    where = f" {exchange}" if exchange and exchange.lower() not in what.lower() else ""
+    inferred = " (inferred)" if prov.get("interval_inferred") else ""
     gaps = prov.get("gaps") or []
-    return (f"{what}{where} {name} interval {prov.get('interval', '?')}, {rows} candles "
-            f"{str(prov.get('start', '?'))[:16]} .. {str(prov.get('end', '?'))[:16]}, {len(gaps)} gaps")
+    if gaps:
+        big = max(gaps, key=lambda g: g.get("missing", 0))
+        missing = prov.get("missing_candles", sum(g.get("missing", 0) for g in gaps))
+        gap_text = (f"{len(gaps)} gap{'s' if len(gaps) != 1 else ''} ({missing} missing candles; largest "
+                    f"{big['missing']} from {str(big['start'])[:16]} to {str(big['end'])[:16]})")
+    else:
+        gap_text = "no gaps"
+    return (f"{what}{where} {name} interval {prov.get('interval', '?')}{inferred}, {rows} candles "
+            f"{str(prov.get('start', '?'))[:16]} .. {str(prov.get('end', '?'))[:16]}, {gap_text}")
 
 
 def _summary(result, out, notices) -> dict:

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
+from .intervals import INTERVALS, MONTH_MS, interval_ms, interval_of_spacing, spacing_words
 
 __all__ = ["OHLCV", "Gap", "validate_candles", "read_candles_csv", "find_gaps", "frame_from_arrays",
-           "index_to_ms"]
+           "index_to_ms", "infer_interval", "candle_facts"]
 
 #: The required columns, in order.
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -69,6 +70,62 @@ def find_gaps(open_time_ms: np.ndarray, interval_ms: int) -> list[Gap]:
         gaps.append(Gap(pd.Timestamp(first, unit="ms", tz="UTC"), pd.Timestamp(last, unit="ms", tz="UTC"),
                         int((t[i + 1] - t[i]) // interval_ms) - 1))
     return gaps
+
+
+def infer_interval(open_time_ms: np.ndarray, what: str = "candles") -> str:
+    """The Bybit interval of candles: their most common spacing, matched to a Bybit code.
+
+    Gaps and a few odd rows do not change the most common spacing; spacings of 28-31 days all
+    count as one month.
+
+    Parameters
+    ----------
+    open_time_ms : ndarray of int64, shape (n,)
+        Open times, ascending and unique, n >= 2.
+    what : str
+        How to name the data in error messages.
+
+    Returns
+    -------
+    str
+        One of :data:`~betavae_np.data.intervals.INTERVALS`.
+
+    Raises
+    ------
+    DataError
+        Fewer than 2 candles, or a most common spacing that is no Bybit interval.
+    """
+    t = np.asarray(open_time_ms, dtype=np.int64)
+    if t.size < 2:
+        raise DataError(f"{what}: {t.size} candle(s) are too few to tell the candles' interval")
+    step = np.diff(t)
+    step = np.where((step >= MONTH_MS[0]) & (step <= MONTH_MS[1]), MONTH_MS[0], step)  # months: one spacing
+    values, counts = np.unique(step, return_counts=True)
+    common = int(values[np.argmax(counts)])
+    code = interval_of_spacing(common)
+    if code is None:
+        raise DataError(f"{what}: the candles are {spacing_words(common)} apart, which is no Bybit interval "
+                        f"({' '.join(INTERVALS)}); resample them to one")
+    return code
+
+
+def candle_facts(df: pd.DataFrame, interval: str) -> dict:
+    """What the candles themselves show, for provenance: rows, first/last open time, gaps.
+
+    Returns
+    -------
+    dict
+        ``rows``; ``start``/``end`` (ISO open time of the first and last candle, None when empty);
+        ``gaps`` (list of :meth:`Gap.to_dict`, as the Bybit client reports them) and
+        ``missing_candles`` (their sum). Monthly candles have no fixed length: no gaps are reported.
+    """
+    t = index_to_ms(df.index)
+    gaps = find_gaps(t, interval_ms(interval))
+    return {"rows": int(t.size),
+            "start": df.index[0].isoformat() if t.size else None,
+            "end": df.index[-1].isoformat() if t.size else None,
+            "gaps": [g.to_dict() for g in gaps],
+            "missing_candles": int(sum(g.missing for g in gaps))}
 
 
 def index_to_ms(index: pd.DatetimeIndex) -> np.ndarray:

@@ -17,7 +17,7 @@ from ..exceptions import ConfigError
 
 __all__ = ["INTERVALS", "CATEGORIES", "normalize_interval", "interval_ms", "normalize_symbol",
            "normalize_category", "to_ms", "ms_to_iso", "floor_open", "ceil_open", "next_open",
-           "last_closed_open", "count_candles", "BYBIT_START_MS", "candles_before"]
+           "last_closed_open", "count_candles", "BYBIT_START_MS", "candles_before", "interval_of_spacing", "spacing_words"]
 
 #: Every interval code Bybit v5 accepts, shortest first.
 INTERVALS = ("1", "3", "5", "15", "30", "60", "120", "240", "360", "720", "D", "W", "M")
@@ -226,3 +226,38 @@ def candles_before(end_ms: int, interval: str, n: int, earliest_ms: int = BYBIT_
     step = interval_ms(interval) or 31 * _DAY
     start = int(end_ms) - int(n) * step
     return max(0, start, min(int(earliest_ms), int(end_ms)))
+
+
+#: Bounds of a calendar month, ms: spacings in this range are monthly candles.
+MONTH_MS = (28 * _DAY, 31 * _DAY)
+
+
+def interval_of_spacing(step_ms: int) -> str | None:
+    """The Bybit interval whose candles are ``step_ms`` apart (28-31 days: ``"M"``), or None."""
+    step = int(step_ms)
+    if MONTH_MS[0] <= step <= MONTH_MS[1]:
+        return "M"
+    for code in INTERVALS[:-1]:
+        if interval_ms(code) == step:
+            return code
+    return None
+
+
+def spacing_words(step_ms: int | None = None, interval: str | None = None) -> str:
+    """A spacing in words: ``"1 hour"``, ``"4 hours"``, ``"1 day"``, ``"10 minutes"``, ``"1 month"``.
+
+    Give either ``step_ms`` or ``interval`` (a Bybit code or alias).
+    """
+    if interval is not None:
+        if normalize_interval(interval) == "M":
+            return "1 month"
+        step_ms = interval_ms(interval)
+    step = int(step_ms)
+    if MONTH_MS[0] <= step <= MONTH_MS[1]:
+        return "1 month"
+    for unit, ms in (("week", 7 * _DAY), ("day", _DAY), ("hour", 60 * _MINUTE), ("minute", _MINUTE),
+                     ("second", 1000), ("millisecond", 1)):
+        if step >= ms and step % ms == 0:
+            n = step // ms
+            return f"{n} {unit}" + ("s" if n != 1 else "")
+    return f"{step} milliseconds"
