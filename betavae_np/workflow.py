@@ -176,7 +176,7 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str | None = No
         prov = df.attrs["betavae_np"]
         prov.update(requested_start=prov.get("start"), requested_end=prov.get("end"), **candle_facts(df, interval))
         return df
-    cached = _cached(symbol, interval, category, start, end, cache_dir)
+    cached = _cached(symbol, interval, category, start, end, cache_dir, base_url)
     if cached is not None and len(cached):
         _notice(on_notice, f"{why}; using {len(cached)} cached Bybit candles of {symbol} "
                            f"({cached.index[0].isoformat()} .. {cached.index[-1].isoformat()})")
@@ -186,11 +186,11 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str | None = No
     return _sample(symbol, interval, start, end, why, on_notice)
 
 
-def _cached(symbol, interval, category, start, end, cache_dir):
+def _cached(symbol, interval, category, start, end, cache_dir, base_url=None):
     from .data.cache import CandleCache
 
     try:
-        df = CandleCache(cache_dir).load(category, symbol.upper(), interval, start=start, end=end)
+        df = CandleCache(cache_dir, base_url).load(category, symbol.upper(), interval, start=start, end=end)
     except (OSError, DataError):
         return None
     if df is None or not len(df):

@@ -90,7 +90,7 @@ def test_cache_known_gap_and_empty_range_not_requested_again(srv, tmp_path):
 def test_cache_never_stores_open_candle(srv, tmp_path):
     df = get(srv, tmp_path, T0 + (N - 5) * H, None, include_open=True)
     assert len(df) == 5
-    stored = CandleCache(tmp_path).load("linear", "BTCUSDT", "60")
+    stored = CandleCache(tmp_path, srv.url).load("linear", "BTCUSDT", "60")
     assert stored.index[-1].value // 10**6 == T0 + (N - 2) * H
     k = len(srv.log)
     get(srv, tmp_path, T0 + (N - 5) * H, None)  # the still-open tail is asked for again, only it
@@ -101,11 +101,11 @@ def test_cache_just_closed_candle_returned_but_not_cached(srv, tmp_path):
     now = T0 + (N - 1) * H + 2_000  # candle N-2 closed 2 s ago: Bybit may still be settling it
     df = get(srv, tmp_path, T0 + (N - 5) * H, None, clock=lambda: now)
     assert df.index[-1].value // 10**6 == T0 + (N - 2) * H and len(df) == 4
-    assert CandleCache(tmp_path).load("linear", "BTCUSDT", "60").index[-1].value // 10**6 == T0 + (N - 3) * H
+    assert CandleCache(tmp_path, srv.url).load("linear", "BTCUSDT", "60").index[-1].value // 10**6 == T0 + (N - 3) * H
     k = len(srv.log)
     get(srv, tmp_path, T0 + (N - 5) * H, None)  # a minute later: asked for again, then cached
     assert windows_since(srv, k) == [(T0 + (N - 2) * H, T0 + (N - 1) * H)]
-    assert CandleCache(tmp_path).load("linear", "BTCUSDT", "60").index[-1].value // 10**6 == T0 + (N - 2) * H
+    assert CandleCache(tmp_path, srv.url).load("linear", "BTCUSDT", "60").index[-1].value // 10**6 == T0 + (N - 2) * H
 
 
 def test_cache_merge_never_overwrites(tmp_path):
@@ -158,7 +158,7 @@ def test_cache_partial_temp_file_is_ignored(tmp_path):
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "foreign"])
 def test_cache_corrupt_store_rebuilt_with_warning(srv, tmp_path, caplog, damage):
     get(srv, tmp_path, T0, T0 + 99 * H)
-    path = CandleCache(tmp_path).path("linear", "BTCUSDT", "60")
+    path = CandleCache(tmp_path, srv.url).path("linear", "BTCUSDT", "60")
     raw = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(raw[: len(raw) // 2])
@@ -173,7 +173,7 @@ def test_cache_corrupt_store_rebuilt_with_warning(srv, tmp_path, caplog, damage)
         df = get(srv, tmp_path, T0, T0 + 99 * H)
     assert "unreadable" in caplog.text and "rebuilt" in df.attrs["betavae_np"]["cache_note"]
     assert len(df) == 100 and windows_since(srv, k) == [(T0, T0 + 99 * H)]
-    assert CandleCache(tmp_path).read("linear", "BTCUSDT", "60").t.size == 100  # rewritten and readable
+    assert CandleCache(tmp_path, srv.url).read("linear", "BTCUSDT", "60").t.size == 100  # rewritten and readable
     assert path.with_suffix(".corrupt").exists()
 
 
@@ -182,7 +182,7 @@ def test_cache_keeps_completed_parts_when_a_later_part_fails(srv, tmp_path):
     srv.fault("403")  # the newest part fails, the older one below is never reached
     with pytest.raises(Exception):
         get(srv, tmp_path, T0, T0 + 299 * H)
-    assert CandleCache(tmp_path).read("linear", "BTCUSDT", "60").t.size == 100
+    assert CandleCache(tmp_path, srv.url).read("linear", "BTCUSDT", "60").t.size == 100
 
 
 def test_fetch_klines_without_cache_writes_nothing(srv, tmp_path):
@@ -274,3 +274,49 @@ def test_cache_property_sequence_exact_and_each_candle_served_once(gappy, seq):
                                 + [np.empty(0, np.int64)])
         closed = served[served <= NOW - H]
         assert np.unique(closed).size == closed.size  # no closed candle was asked for twice
+
+
+def test_cache_keeps_hosts_apart(tmp_path):
+    """Testnet and mainnet candles never mix: two hosts serving the same symbol get their own stores."""
+    with BybitServer() as a, BybitServer() as b:
+        for s, seed in ((a, 1), (b, 2)):
+            s.now_ms = NOW
+            s.hist = s.add("BTCUSDT", "60", make_history(T0, 200, H, seed=seed))
+        df_a = get(a, tmp_path, T0, T0 + 99 * H)
+        df_b = get(b, tmp_path, T0, T0 + 99 * H)
+        assert len(b.log) >= 1  # b was asked, not answered from a's store
+        np.testing.assert_array_equal(df_a.to_numpy(), truth(a, T0, T0 + 99 * H)[1])
+        np.testing.assert_array_equal(df_b.to_numpy(), truth(b, T0, T0 + 99 * H)[1])
+        assert not np.array_equal(df_a.to_numpy(), df_b.to_numpy())
+        k = len(a.log)
+        again = get(a, tmp_path, T0, T0 + 99 * H)  # each host's store still serves its own candles
+        assert len(a.log) == k and again.attrs["betavae_np"]["base_url"] == a.url
+        np.testing.assert_array_equal(again.to_numpy(), df_a.to_numpy())
+        paths = {CandleCache(tmp_path, s.url).path("linear", "BTCUSDT", "60") for s in (a, b)}
+    assert len(paths) == 2 and all(p.exists() for p in paths)
+
+
+def test_cache_old_layout_store_is_left_alone_and_not_used(srv, tmp_path):
+    """A store of the layout without hosts (host unknown) is never read, moved or deleted."""
+    cache = CandleCache(tmp_path, srv.url)
+    old = cache.legacy_path("linear", "BTCUSDT", "60")
+    old.parent.mkdir(parents=True)
+    np.savez_compressed(old, format=np.array("betavae-np-candles"), version=np.array(1),
+                        t=T0 + H * np.arange(100), v=np.full((100, 6), 7.0),
+                        ranges=np.array([[T0, T0 + 99 * H]]))
+    before = old.read_bytes()
+    df = get(srv, tmp_path, T0, T0 + 99 * H)
+    assert len(srv.log) >= 1 and not (df.to_numpy() == 7.0).any()
+    np.testing.assert_array_equal(df.to_numpy(), truth(srv, T0, T0 + 99 * H)[1])
+    assert "not used" in df.attrs["betavae_np"]["cache_note"]
+    assert old.read_bytes() == before and cache.path("linear", "BTCUSDT", "60").exists()
+
+
+def test_cache_store_of_another_host_is_set_aside_not_served(srv, tmp_path):
+    other = CandleCache(tmp_path, "testnet")
+    other.merge("linear", "BTCUSDT", "60", T0 + H * np.arange(100), np.full((100, 6), 7.0), [(T0, T0 + 99 * H)])
+    mine = CandleCache(tmp_path, srv.url).path("linear", "BTCUSDT", "60")
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(other.path("linear", "BTCUSDT", "60").read_bytes())  # copied into the wrong folder
+    df = get(srv, tmp_path, T0, T0 + 99 * H)
+    assert not (df.to_numpy() == 7.0).any() and mine.with_suffix(".corrupt").exists()

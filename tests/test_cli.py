@@ -321,7 +321,8 @@ def test_cli_train_auto_offline_uses_cached_candles_with_notice(tmp_path, monkey
         srv.add("ETHUSDT", "60", make_history(start, 400, STEP["60"], seed=5))
         r = run("fetch", "ETHUSDT", "--base-url", srv.url, "--start", "2024-01-01", "--end", "2024-01-17T15:00")
         assert r.exit_code == 0, r.output
-    monkeypatch.setenv("BETAVAE_NP_BYBIT_URL", "http://127.0.0.1:9")
+        url = srv.url
+    monkeypatch.setenv("BETAVAE_NP_BYBIT_URL", url)  # the same host, now down: the cache is per host
     r = run("train", "ETHUSDT", "--start", "2024-01-01", "--end", "2024-01-20", *SMALL,
             "--out", tmp_path / "eth.npz", "--json")
     assert r.exit_code == 0, r.output

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -24,16 +23,14 @@ from ..exceptions import (BybitBadRequestError, BybitError, BybitForbiddenError,
                           BybitRateLimitError, BybitResponseError, BybitServerError, ConfigError)
 from ._parse import COLUMNS, MalformedReply, decode_envelope, kline_arrays
 from .frame import find_gaps, frame_from_arrays
-from .intervals import (INTERVALS, count_candles, interval_ms, last_closed_open, ms_to_iso,
-                        normalize_category, normalize_interval, normalize_symbol, to_ms)
+from .intervals import (INTERVALS, MAINNET, TESTNET, count_candles, interval_ms, last_closed_open, ms_to_iso,
+                        normalize_category, normalize_interval, normalize_symbol, resolve_base_url, to_ms)
 from .pacing import Backoff, TokenBucket
 
 __all__ = ["BybitClient", "MAINNET", "TESTNET", "resolve_base_url", "resolve_range", "candles_frame"]
 
 log = logging.getLogger(__name__)
 
-MAINNET = "https://api.bybit.com"
-TESTNET = "https://api-testnet.bybit.com"
 KLINE_PATH = "/v5/market/kline"
 #: Most candles one kline request returns.
 MAX_LIMIT = 1000
@@ -41,17 +38,6 @@ MAX_LIMIT = 1000
 _CONNECT_TIMEOUT = getattr(aiohttp, "ConnectionTimeoutError", ())
 _RATE_CODES = (10006, 10018)      # too many visits / IP rate limit
 _SERVER_CODES = (10000, 10016)    # server timeout / server error
-
-
-def resolve_base_url(base_url: str | None = None) -> str:
-    """Base URL: the argument, else env ``BETAVAE_NP_BYBIT_URL``, else mainnet; ``"testnet"`` and
-    ``"mainnet"`` are aliases."""
-    url = base_url if base_url else os.environ.get("BETAVAE_NP_BYBIT_URL") or MAINNET
-    alias = {"mainnet": MAINNET, "testnet": TESTNET}.get(url.strip().lower())
-    url = alias or url.strip().rstrip("/")
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        raise ConfigError(f"invalid base_url {url!r}; give http(s)://host[:port], 'mainnet' or 'testnet'")
-    return url
 
 
 def resolve_range(start, end, interval: str, now_ms: int) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""On-disk candle cache: one store per category/symbol/interval, atomic writes, known coverage.
+"""On-disk candle cache: one store per host/category/symbol/interval, atomic writes, known coverage.
 
 A store is a compressed ``.npz`` (NumPy only, no pickle) holding the closed candles and the list of
 ``[a, b]`` ms ranges already fetched, so a later fetch asks Bybit only for what is missing, and
@@ -6,18 +6,25 @@ ranges Bybit had no candles for (before a listing, exchange outages) are not ask
 Writes go to a temporary file in the same directory, are fsynced, then ``os.replace``d over the
 store: a crash leaves either the old or the new store, never a mix. A store that does not read
 (truncated, garbage) is set aside as ``*.corrupt`` with a logging warning and rebuilt.
+
+Stores are kept per API host (mainnet, testnet and any other base URL never share candles). Stores
+written before that (``<root>/bybit/<category>/...``, host unknown) are never read, moved or
+deleted: they are reported once in a store's ``note`` and can be removed, or moved under
+``<root>/bybit/api.bybit.com/`` when they are known to hold mainnet candles.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 import os
+import re
 import tempfile
 import time
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -27,9 +34,10 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-from .intervals import ms_to_iso, normalize_category, normalize_interval, normalize_symbol, to_ms
+from .intervals import (ms_to_iso, normalize_category, normalize_interval, normalize_symbol, resolve_base_url,
+                        to_ms)
 
-__all__ = ["CandleCache", "Store", "default_cache_dir", "union_ranges", "subtract_ranges"]
+__all__ = ["CandleCache", "Store", "default_cache_dir", "union_ranges", "subtract_ranges", "host_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,12 @@ def default_cache_dir() -> Path:
     """``$BETAVAE_NP_CACHE`` or ``~/.cache/betavae-np``."""
     env = os.environ.get("BETAVAE_NP_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "betavae-np"
+
+
+def host_folder(host: str) -> str:
+    """Folder name of a host's stores: the host (and port) in lower case, anything but letters, digits,
+    ``.`` and ``-`` as ``_`` (``api.bybit.com``, ``127.0.0.1_8080``)."""
+    return re.sub(r"[^a-z0-9.-]", "_", host.lower()) or "_"
 
 
 def union_ranges(ranges) -> np.ndarray:
@@ -99,20 +113,31 @@ class CandleCache:
     ----------
     cache_dir : str or os.PathLike, optional
         Root folder; default env ``BETAVAE_NP_CACHE`` or ``~/.cache/betavae-np``.
+    base_url : str, optional
+        The API whose candles this cache holds (``https://host``, ``"mainnet"``, ``"testnet"``);
+        default env ``BETAVAE_NP_BYBIT_URL`` or mainnet. Each host has its own stores.
 
     Notes
     -----
-    Layout: ``<cache_dir>/bybit/<category>/<SYMBOL>/<interval>.npz`` (arrays ``t`` int64 (n,),
-    ``v`` float64 (n, 6) ``open high low close volume turnover``, ``ranges`` int64 (k, 2) fetched
-    ms ranges, ``format``, ``version``), a ``.lock`` file beside it for merges. Only closed candles
-    are stored. Reading never needs the network: :meth:`load`.
+    Layout: ``<cache_dir>/bybit/<host>/<category>/<SYMBOL>/<interval>.npz`` (``<host>`` from
+    :func:`host_folder`; arrays ``t`` int64 (n,), ``v`` float64 (n, 6) ``open high low close volume
+    turnover``, ``ranges`` int64 (k, 2) fetched ms ranges, ``host``, ``format``, ``version``), a
+    ``.lock`` file beside it for merges. Only closed candles are stored. Reading never needs the
+    network: :meth:`load`.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, cache_dir: str | os.PathLike | None = None, base_url: str | None = None):
         self.root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.base_url = resolve_base_url(base_url)
+        self.host = urlsplit(self.base_url).netloc.lower()
 
     def path(self, category: str, symbol: str, interval: str) -> Path:
-        """File of one store."""
+        """File of one store (of this cache's host)."""
+        return (self.root / "bybit" / host_folder(self.host) / normalize_category(category)
+                / normalize_symbol(symbol) / f"{normalize_interval(interval)}.npz")
+
+    def legacy_path(self, category: str, symbol: str, interval: str) -> Path:
+        """Where a store was kept before stores were kept per host (never read, moved or deleted)."""
         return (self.root / "bybit" / normalize_category(category) / normalize_symbol(symbol)
                 / f"{normalize_interval(interval)}.npz")
 
@@ -122,9 +147,15 @@ class CandleCache:
         (``*.corrupt``) with a warning and an empty store carrying ``note`` is returned."""
         path = self.path(category, symbol, interval)
         if not path.exists():
+            legacy = self.legacy_path(category, symbol, interval)
+            if legacy.exists():
+                note = (f"cache store {legacy} was written before stores were kept per host; it is left "
+                        f"as it is and not used (move it to {path} if it holds {self.host} candles)")
+                log.info(note)
+                return Store(note=note)
             return Store()
         try:
-            return _read_npz(path)
+            return _read_npz(path, self.host)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             note = f"cache store {path} was unreadable ({type(exc).__name__}: {str(exc)[:100]}); rebuilt it"
             log.warning(note)
@@ -154,7 +185,8 @@ class CandleCache:
             return None
         info = {"source": "bybit", "exchange": "bybit", "category": category, "symbol": symbol,
                 "interval": code, "start": ms_to_iso(lo), "end": ms_to_iso(hi), "requests": 0,
-                "retries": 0, "from_cache": int(keep.sum()), "cache_path": str(self.path(category, symbol, code))}
+                "retries": 0, "from_cache": int(keep.sum()), "base_url": self.base_url,
+                "cache_path": str(self.path(category, symbol, code))}
         return candles_frame(store.t[keep], store.v[keep], info)
 
     def missing(self, category: str, symbol: str, interval: str, start_ms: int, end_ms: int) -> list:
@@ -191,7 +223,7 @@ class CandleCache:
         t_u, first = np.unique(t_all, return_index=True)  # earlier (cached) rows win: merge, never overwrite
         new = Store(t_u, v_all[first], union_ranges(np.concatenate(
             [old.ranges, np.asarray(covered, np.int64).reshape(-1, 2)])), old.note)
-        _write_npz_atomic(path, new)
+        _write_npz_atomic(path, new, self.host)
         return new
 
 
@@ -210,10 +242,12 @@ def _locked(path: Path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _read_npz(path: Path) -> Store:
+def _read_npz(path: Path, host: str) -> Store:
     with np.load(path, allow_pickle=False) as z:
         if str(z["format"]) != FORMAT or int(z["version"]) > VERSION:
             raise ValueError(f"not a betavae-np candle store (format {str(z['format'])!r})")
+        if "host" in z.files and str(z["host"]) != host:  # a store copied from another host's folder
+            raise ValueError(f"it holds candles of {str(z['host'])}, not {host}")
         t, v, ranges = z["t"], z["v"], z["ranges"]
     if (t.dtype != np.int64 or v.dtype != np.float64 or ranges.dtype != np.int64 or t.ndim != 1
             or v.shape != (t.size, 6) or ranges.ndim != 2 or ranges.shape[1] != 2):
@@ -225,7 +259,7 @@ def _read_npz(path: Path) -> Store:
     return Store(t, v, ranges)
 
 
-def _write_npz_atomic(path: Path, store: Store) -> None:
+def _write_npz_atomic(path: Path, store: Store, host: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(path.name + ".*.tmp"):  # left by a killed writer long ago
         try:
@@ -236,8 +270,8 @@ def _write_npz_atomic(path: Path, store: Store) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, format=np.array(FORMAT), version=np.array(VERSION), t=store.t,
-                                v=store.v, ranges=store.ranges)
+            np.savez_compressed(fh, format=np.array(FORMAT), version=np.array(VERSION), host=np.array(host),
+                                t=store.t, v=store.v, ranges=store.ranges)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -42,7 +42,8 @@ def fetch_klines(symbol: str, interval: str | int = "60", start=None, end=None, 
     base_url : str, optional
         ``https://host``, ``"testnet"``; default env ``BETAVAE_NP_BYBIT_URL`` or mainnet.
     cache_dir : path, optional
-        Cache root (default env ``BETAVAE_NP_CACHE`` or ``~/.cache/betavae-np``).
+        Cache root (default env ``BETAVAE_NP_CACHE`` or ``~/.cache/betavae-np``); candles are cached
+        per API host, so testnet and mainnet candles never mix.
     use_cache : bool
         Read and extend the cache: only ranges never fetched are requested.
     include_open : bool
@@ -96,7 +97,7 @@ async def afetch_klines(symbol: str, interval: str | int = "60", start=None, end
     now = int(clock())
     client_kwargs["clock"] = lambda: now  # one "now" for the whole call
     start_ms, end_ms = resolve_range(start, end, code, now)
-    cache = CandleCache(cache_dir)
+    cache = CandleCache(cache_dir, base_url)  # each host has its own stores
     store = cache.read(category, symbol, code)
     note = store.note
     closed_until = last_closed_open(now, code)  # candles opening after this are still open
@@ -156,7 +157,8 @@ async def afetch_klines(symbol: str, interval: str | int = "60", start=None, end
     info = {"source": "bybit", "exchange": "bybit", "category": category, "symbol": symbol,
             "interval": code, "start": ms_to_iso(start_ms), "end": ms_to_iso(end_ms),
             "requests": count.requests, "retries": count.retries, "from_cache": max(0, from_cache),
-            "include_open": bool(include_open), "cache_path": str(cache.path(category, symbol, code))}
+            "include_open": bool(include_open), "base_url": cache.base_url,
+            "cache_path": str(cache.path(category, symbol, code))}
     if note:
         info["cache_note"] = note
     return candles_frame(t, v, info)

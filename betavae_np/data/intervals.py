@@ -1,4 +1,4 @@
-"""Bybit kline intervals, symbols, categories and time bounds: parsing and candle-grid arithmetic.
+"""Bybit kline intervals, symbols, categories, base URLs and time bounds: parsing and candle-grid arithmetic.
 
 Bybit v5 interval codes are ``1 3 5 15 30 60 120 240 360 720`` (minutes), ``D``, ``W`` and ``M``.
 Aliases such as ``"1h"`` or ``"1d"`` map to them. Case matters only where it must: ``"1m"`` is one
@@ -8,7 +8,9 @@ minute and ``"1M"`` one month; every other alias is case-insensitive.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,10 @@ from ..exceptions import ConfigError
 
 __all__ = ["INTERVALS", "CATEGORIES", "normalize_interval", "interval_ms", "normalize_symbol",
            "normalize_category", "to_ms", "ms_to_iso", "floor_open", "ceil_open", "next_open",
-           "last_closed_open", "count_candles", "BYBIT_START_MS", "candles_before", "interval_of_spacing", "spacing_words"]
+           "last_closed_open", "count_candles", "BYBIT_START_MS", "candles_before", "interval_of_spacing", "spacing_words", "MAINNET", "TESTNET", "resolve_base_url"]
+
+MAINNET = "https://api.bybit.com"
+TESTNET = "https://api-testnet.bybit.com"
 
 #: Every interval code Bybit v5 accepts, shortest first.
 INTERVALS = ("1", "3", "5", "15", "30", "60", "120", "240", "360", "720", "D", "W", "M")
@@ -85,6 +90,17 @@ def interval_ms(interval: str | int) -> int:
     if code == "M":
         return 0
     return int(code) * _MINUTE
+
+
+def resolve_base_url(base_url: str | None = None) -> str:
+    """Base URL: the argument, else env ``BETAVAE_NP_BYBIT_URL``, else mainnet; ``"testnet"`` and
+    ``"mainnet"`` are aliases."""
+    url = base_url if base_url else os.environ.get("BETAVAE_NP_BYBIT_URL") or MAINNET
+    alias = {"mainnet": MAINNET, "testnet": TESTNET}.get(url.strip().lower())
+    url = alias or url.strip().rstrip("/")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise ConfigError(f"invalid base_url {url!r}; give http(s)://host[:port], 'mainnet' or 'testnet'")
+    return url
 
 
 def normalize_symbol(symbol: str) -> str:
