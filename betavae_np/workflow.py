@@ -111,7 +111,8 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str | None = No
         Range of candle open times (UTC). Default for Bybit: the last 20,000 candles, but none before
         2018 (:data:`~betavae_np.data.intervals.BYBIT_START_MS`).
     on_notice : callable(str), optional
-        Receives notices: fallbacks, an inferred interval (the library never prints).
+        Receives notices: fallbacks, an inferred interval, and ``"...; retrying..."`` at the first
+        failed Bybit request (the library never prints).
     on_progress : callable(fetched, expected), optional
         Fetch progress.
 
@@ -162,9 +163,16 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str | None = No
         start = pd.Timestamp(candles_before(anchor, interval, DEFAULT_CANDLES), unit="ms", tz="UTC")
     from .data.fetch import fetch_klines
 
-    kwargs = {}
+    retried = []
+
+    def on_retry(attempt, delay, error):  # say so at the first failure, not after the whole backoff
+        if not retried:
+            retried.append(error)
+            _notice(on_notice, f"{error}; retrying...")
+
+    kwargs = {"on_retry": on_retry}
     if source == "auto":
-        kwargs = {"timeout": 10.0}  # unreachable hosts fail fast (connect_retries); 10006/429/5xx still retry
+        kwargs["timeout"] = 10.0  # unreachable hosts fail fast (connect_retries); 10006/429/5xx still retry
     try:
         df = fetch_klines(symbol, interval=interval, start=start, end=end, category=category,
                           base_url=base_url, cache_dir=cache_dir, on_progress=on_progress, **kwargs)

@@ -163,3 +163,39 @@ def test_load_candles_csv_spacing_that_is_no_bybit_interval(tmp_path):
     hist = make_history(to_ms("2024-01-01"), 50, 10 * STEP["1"], seed=8)
     with pytest.raises(bv.exceptions.DataError, match="10 minutes apart, which is no Bybit interval"):
         load_candles("BTCUSD", source=str(_write_csv(tmp_path / "c.csv", hist)))
+
+
+# -- retries are announced at the first failure ----------------------------------------------------------
+def test_client_on_retry_called_before_each_retry_wait(tmp_path):
+    with BybitServer() as srv:
+        srv.add("BTCUSDT", "60", make_history(to_ms("2024-01-01"), 50, H))
+        srv.fault("502", times=2)
+        calls = []
+        df = bv.data.fetch_klines("BTCUSDT", "60", "2024-01-01", "2024-01-02T01:00", base_url=srv.url,
+                                  cache_dir=tmp_path, rate=None, backoff=0.001, backoff_cap=0.002,
+                                  on_retry=lambda a, d, e: calls.append((a, len(srv.log), type(e).__name__)))
+    assert len(df) == 26
+    assert calls == [(1, 1, "BybitServerError"), (2, 2, "BybitServerError")]  # each before the next request
+
+
+def test_load_candles_says_retrying_once_at_the_first_failure(tmp_path):
+    with BybitServer() as srv:
+        srv.add("BTCUSDT", "60", make_history(to_ms("2024-01-01"), 50, H))
+        srv.fault("502", times=2)
+        notices = []
+        df = load_candles("BTCUSDT", source="bybit", start="2024-01-01", end="2024-01-02T01:00", base_url=srv.url,
+                          cache_dir=tmp_path, on_notice=lambda m: notices.append((m, len(srv.log))))
+    assert len(df) == 26
+    assert len(notices) == 1
+    message, requests_so_far = notices[0]
+    assert message.endswith("; retrying...") and "HTTP 502" in message and requests_so_far == 1
+
+
+def test_cli_fetch_says_retrying_on_stderr(tmp_path):
+    with BybitServer() as srv:
+        srv.add("BTCUSDT", "60", make_history(to_ms("2024-01-01"), 50, H))
+        srv.fault("502", times=2)
+        r = run("fetch", "BTCUSDT", "--base-url", srv.url, "--cache-dir", tmp_path, "--start", "2024-01-01",
+                "--end", "2024-01-02T01:00", "--json")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("retrying...") == 1 and "HTTP 502" in r.stderr

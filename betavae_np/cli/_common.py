@@ -15,7 +15,7 @@ import tempfile
 import click
 
 __all__ = ["json_option", "source_options", "bybit_options", "handle_errors", "emit_json", "notice",
-           "render_table", "fmt", "atomic_path", "parse_hidden"]
+           "retry_notice", "render_table", "fmt", "atomic_path", "parse_hidden"]
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout (progress and notices stay on stderr).")
@@ -43,6 +43,18 @@ def source_options(default: str | None = "auto"):
 def notice(message: str) -> None:
     """A notice for the user, on stderr."""
     click.echo(f"note: {message}", err=True)
+
+
+def retry_notice():
+    """An ``on_retry`` callback for the Bybit client: one "...; retrying..." notice at the first failure."""
+    said = []
+
+    def on_retry(attempt, delay, error):
+        if not said:
+            said.append(True)
+            notice(f"{error}; retrying...")
+
+    return on_retry
 
 
 def handle_errors(fn):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import atomic_path, bybit_options, emit_json, handle_errors, json_option, render_table
+from ._common import (atomic_path, bybit_options, emit_json, handle_errors, json_option, render_table,
+                      retry_notice)
 from ._progress import FetchProgress
 
 
@@ -34,7 +35,7 @@ def fetch(symbol, interval, category, start, end, base_url, cache_dir, out, no_c
     try:
         df = fetch_klines(symbol, interval=interval, start=_to_utc(start, "--start"), end=_to_utc(end, "--end"),
                           category=category, base_url=base_url, cache_dir=cache_dir, use_cache=not no_cache,
-                          include_open=include_open, on_progress=progress)
+                          include_open=include_open, on_progress=progress, on_retry=retry_notice())
     finally:
         progress.close()
     prov = dict(df.attrs.get("betavae_np", {}))

@@ -125,6 +125,10 @@ class BybitClient:
     clock : callable, optional
         ``clock() -> int`` ms since the epoch, used for the default ``end`` and to tell whether the
         newest candle is still open (tests pass a fixed clock).
+    on_retry : callable, optional
+        ``on_retry(attempt, delay, error)`` before each retry's wait: ``attempt`` counts from 1,
+        ``delay`` is the wait in seconds, ``error`` the :class:`BybitError` being retried. Lets a
+        caller say "retrying..." at the first failure instead of staying silent through the backoff.
     """
 
     def __init__(self, base_url: str | None = None, session: aiohttp.ClientSession | None = None, *,
@@ -132,7 +136,7 @@ class BybitClient:
                  connect_timeout: float = 5.0, retries: int = 5, connect_retries: int = 1,
                  backoff: float = 0.5, backoff_cap: float = 16.0, reset_wait_cap: float = 30.0,
                  max_concurrency: int = 4, limit: int = MAX_LIMIT, rng=None, clock=None,
-                 trust_env: bool = False):
+                 trust_env: bool = False, on_retry=None):
         self.base_url = resolve_base_url(base_url)
         self.host = urlsplit(self.base_url).netloc
         if not 1 <= int(limit) <= MAX_LIMIT:
@@ -150,6 +154,7 @@ class BybitClient:
         self.max_concurrency = int(max_concurrency)
         self._sem: asyncio.Semaphore | None = None
         self.clock = clock or (lambda: int(time.time() * 1000))
+        self.on_retry = on_retry
         self._session, self._owned, self._trust_env = session, session is None, trust_env
         self.requests = 0  # totals over the client's life
         self.retries_done = 0
@@ -213,6 +218,8 @@ class BybitClient:
             count.retries += 1
             self.retries_done += 1
             log.info("retry %d/%d in %.3f s after: %s", attempt, budget, delay, err)
+            if self.on_retry is not None:
+                self.on_retry(attempt, delay, err)
             await asyncio.sleep(delay)
 
     def _reset_wait(self, headers) -> float | None:

@@ -53,7 +53,8 @@ def fetch_klines(symbol: str, interval: str | int = "60", start=None, end=None, 
         ``fetched == expected`` marks the end.
     **client_kwargs
         Passed to :class:`~betavae_np.data.bybit.BybitClient` (``rate``, ``retries``,
-        ``connect_retries``, ``timeout``, ``connect_timeout``, ``backoff``, ``clock``, ...).
+        ``connect_retries``, ``timeout``, ``connect_timeout``, ``backoff``, ``clock``,
+        ``on_retry(attempt, delay, error)`` called before each retry's wait, ...).
 
     Returns
     -------
