@@ -62,3 +62,17 @@ def test_traverse_plot_unknown_extension_refused_before_any_work(tmp_path):
         assert fmt in r.stderr
     assert "broken.npz" not in r.stderr and "Traceback" not in r.output
     assert sorted(os.listdir(tmp_path)) == ["broken.npz"]
+
+
+# -- a reader that goes away (`| head -3`) -----------------------------------------------------------------
+@pytest.mark.parametrize("args", [["evaluate", "MODEL"], ["traverse", "MODEL", "--json"], ["--help"],
+                                  ["train", "--help"]])
+def test_closed_stdout_pipe_ends_quietly(args, model_file):
+    """`betavae-np evaluate ... | head -3` printed 'Error: [Errno 32] Broken pipe'."""
+    cmd = [sys.executable, "-m", "betavae_np", *[str(model_file) if a == "MODEL" else a for a in args]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the command writes anything
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+    assert proc.returncode in (0, 1)

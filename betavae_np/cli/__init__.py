@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .._version import __version__
+from ._common import quiet_broken_pipe
 from .evaluate import evaluate
 from .fetch import fetch
 from .train import train
@@ -13,7 +14,17 @@ from .traverse import traverse
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """The group, ending quietly when the reader of stdout has gone (``| head``), for every command."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)  # Click itself turns EPIPE into exit 1
+        finally:
+            quiet_broken_pipe()
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="betavae-np")
 def main():
     """Interpretable market factors with a beta-VAE in NumPy + Numba.

@@ -10,12 +10,13 @@ import functools
 import json
 import math
 import os
+import sys
 import tempfile
 
 import click
 
-__all__ = ["json_option", "source_options", "bybit_options", "handle_errors", "emit_json", "notice",
-           "retry_notice", "render_table", "fmt", "atomic_path", "parse_hidden"]
+__all__ = ["json_option", "source_options", "bybit_options", "handle_errors", "quiet_broken_pipe", "emit_json",
+           "notice", "retry_notice", "render_table", "fmt", "atomic_path", "parse_hidden"]
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout (progress and notices stay on stderr).")
@@ -73,11 +74,35 @@ def handle_errors(fn):
         except KeyboardInterrupt:
             click.echo("\ninterrupted: nothing was written", err=True)
             raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): not an error to report; see quiet_broken_pipe
         except OSError as exc:
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}" if exc.filename
                                        else str(exc)) from None
 
     return wrapper
+
+
+def quiet_broken_pipe() -> None:
+    """After a command whose stdout reader went away (``betavae-np evaluate M | head -3``): point
+    stdout at devnull so that the interpreter's final flush of the unwritten rest does not print
+    "Exception ignored ... BrokenPipeError" (the recipe of the Python ``signal`` documentation;
+    SIGPIPE keeps Python's handling, since a default SIGPIPE would also kill the process on a
+    dropped socket). A no-op when stdout is fine."""
+    stdout = sys.__stdout__
+    if stdout is None:
+        return
+    try:
+        stdout.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+    except (OSError, ValueError):
+        pass
 
 
 def _default(obj):
