@@ -426,6 +426,8 @@ def reference_window(model, *, at=None, windows=None) -> tuple[np.ndarray, str]:
     model : BetaVAE
     at : date-like, optional
         Pick the last window whose final candle opens at or before this time (needs ``windows``).
+        A time at or after the close of the data's last candle is refused (InputError), not
+        silently answered with the latest window.
     windows : WindowSet, optional
         Windows laid out for the model (see :func:`windows_for_model`).
 
@@ -443,12 +445,26 @@ def reference_window(model, *, at=None, windows=None) -> tuple[np.ndarray, str]:
             raise InputError("the model file has no reference window; give --at TIME with a data --source")
         i = windows.shape[0] - 1
     else:
+        from .data.intervals import next_open, normalize_interval
+
         ts = _to_utc(at, "--at")
         ends = windows.end_times
         i = int(ends.searchsorted(ts, side="right")) - 1
         if i < 0:
             raise InputError(f"no window ends at or before {ts.isoformat()}; the data starts "
                              f"{ends[0].isoformat()}")
+        meta = getattr(model, "metadata", None) or {}
+        code = (meta.get("windower") or {}).get("interval") or (meta.get("data") or {}).get("interval")
+        last = windows.candle_times[-1]
+        last_ms = int(last.value // 1_000_000)
+        try:
+            close_ms = next_open(last_ms, normalize_interval(code))
+        except ConfigError:  # no Bybit code recorded: the data's own most common spacing
+            steps = np.diff(np.asarray(windows.candle_times.as_unit("ms").asi8))
+            close_ms = last_ms + (int(np.median(steps)) if steps.size else 0)
+        if ts.value // 1_000_000 >= close_ms:
+            raise InputError(f"--at {ts.isoformat()} is beyond the data, whose last candle opens at "
+                             f"{last.isoformat()}; give an earlier time, or leave out --at for the latest window")
     out = np.empty((1, windows.shape[1]), dtype=model.dtype)
     windows.gather(np.array([i], dtype=np.int64), out)
     return out[0], windows.end_times[i].isoformat()

@@ -76,3 +76,17 @@ def test_closed_stdout_pipe_ends_quietly(args, model_file):
     proc.wait(timeout=120)
     assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err, err
     assert proc.returncode in (0, 1)
+
+
+# -- --at beyond the data --------------------------------------------------------------------------------
+def test_traverse_at_beyond_the_data_is_refused_in_one_sentence(model_file):
+    r = run("traverse", model_file, "--at", "2030-01-01")
+    assert r.exit_code == 1, r.output
+    assert "beyond the data" in r.stderr and "2017-07-26T08:00" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+
+
+def test_traverse_at_inside_the_last_candle_uses_the_last_window(model_file):
+    r = run("traverse", model_file, "--at", "2017-07-26T08:59", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["reference_end_time"].startswith("2017-07-26T08:00")
