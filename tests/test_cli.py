@@ -107,7 +107,8 @@ def test_cli_train_source_bybit_unreachable_fails_clearly(offline):
     r = run("train", "BTCUSDT", "--source", "bybit", *SMALL)
     assert r.exit_code == 1
     assert "127.0.0.1" in r.stderr and "Traceback" not in r.output
-    assert len(r.stderr.strip().splitlines()) == 1
+    *notes, error = r.stderr.strip().splitlines()  # one sentence, after the one "retrying..." notice
+    assert error.startswith("Error: ") and [n.endswith("; retrying...") for n in notes] == [True]
 
 
 def test_cli_train_and_fetch_from_local_bybit(tmp_path, monkeypatch):
