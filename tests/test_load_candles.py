@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, strategies as st
 
 import betavae_np as bv
 from betavae_np.cli import main
+from betavae_np.data.frame import infer_interval
 from betavae_np.data.intervals import BYBIT_START_MS, INTERVALS, candles_before, interval_ms, to_ms
 from betavae_np.workflow import DEFAULT_CANDLES, load_candles
 
@@ -199,3 +201,12 @@ def test_cli_fetch_says_retrying_on_stderr(tmp_path):
                 "--end", "2024-01-02T01:00", "--json")
     assert r.exit_code == 0, r.output
     assert r.stderr.count("retrying...") == 1 and "HTTP 502" in r.stderr
+
+
+@given(code=st.sampled_from(INTERVALS[:-1]), n=st.integers(8, 300), data=st.data())
+def test_infer_interval_survives_gaps(code, n, data):
+    """Any minority of missing candles leaves the most common spacing, hence the interval, unchanged."""
+    step = interval_ms(code)
+    drop = data.draw(st.sets(st.integers(1, n - 2), max_size=n // 4))
+    t = BYBIT_START_MS + step * np.array([i for i in range(n) if i not in drop], dtype=np.int64)
+    assert infer_interval(t) == code
