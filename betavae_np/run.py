@@ -149,7 +149,7 @@ class TrainConfig:
         """The configuration that re-creates the run which trained ``model`` (a model or a file path).
 
         The data are pinned to what the run actually used: the source it ended up with (the bundled
-        sample after a fallback, the CSV path, Bybit with the first and last candle's times), and
+        sample after a fallback, the CSV path) and the first and last candle's open times, and
         ``epochs`` to the number it resolved to, so ``train(TrainConfig.from_model(m))`` gives the
         same parameters bit for bit when the same candles are available. Model files written before
         configurations were recorded get theirs rebuilt from their metadata (``early_stopping``
@@ -178,7 +178,7 @@ class TrainConfig:
                 changes["source"] = "sample"
             elif prov.source == "csv" and prov.get("path"):
                 changes["source"] = prov.get("path")
-            elif prov.source in ("bybit", "bybit-cache"):
+            if prov.start and prov.end:   # the first and last candle used (inclusive bounds)
                 changes.update(start=prov.start, end=prov.end)
         return dataclasses.replace(cfg, **changes)
 
@@ -235,7 +235,7 @@ class TrainResult:
     config : TrainConfig
         The configuration run (``epochs`` as given; the resolved count is ``model.records.run.epochs``).
     warnings : list of str
-        Plain-language problems, e.g. no active latent dimension (also logged).
+        Plain-language problems, e.g. no active latent dimension (also logged at info level).
     """
 
     model: object
@@ -405,7 +405,7 @@ def train_on_candles(df, cfg: TrainConfig | None = None, *, on_batch=None, on_ep
         warnings.append(f"posterior collapse: no latent dimension is active (every posterior mean is nearly "
                         f"constant over the training windows); retrain with a lower beta (now beta={cfg.beta:g}) "
                         f"or a warmup schedule (anneal=warmup)")
-    for w in warnings:
-        log.warning(w)
+    for w in warnings:   # returned to the caller; logged at info so nothing reaches a terminal unasked
+        log.info(w)
     return TrainResult(model=model, history=history, windower=windower, train=train_set, validation=val,
                        seconds=seconds, config=cfg, warnings=warnings)
