@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .analysis.latent import LatentStats
-from .exceptions import ConfigError
+from .exceptions import ConfigError, InputError
 from .fitting import History
 
 __all__ = ["Windowing", "Provenance", "RunRecord", "WindowStats", "ReferenceWindow", "Split", "ModelRecords",
@@ -238,23 +238,25 @@ class ModelRecords:
         if not isinstance(meta, dict):
             return cls()
         out = {}
-        if meta.get("windower"):
-            out["windowing"] = Windowing.from_dict(meta["windower"])
-        if meta.get("data"):
-            out["provenance"] = Provenance.from_dict(meta["data"])
-        if meta.get("split"):
-            out["split"] = Split.from_dict(meta["split"])
-        if meta.get("history"):
-            out["history"] = History.from_dict(meta["history"])
-        if meta.get("latent_stats"):
-            out["latent_stats"] = LatentStats.from_dict(meta["latent_stats"])
-        if "measure_scale" in meta and "train_mean_window" in meta:
-            out["window_stats"] = WindowStats.from_dict({"measure_scale": meta["measure_scale"],
-                                                         "mean_window": meta["train_mean_window"]})
-        if meta.get("reference"):
-            out["reference"] = ReferenceWindow.from_dict(meta["reference"])
-        if meta.get("training") and "windowing" in out and vae_config is not None:
-            out["run"] = _legacy_run(meta, out, vae_config)
+
+        def take(name, build, *keys):
+            # a key that a user's own metadata happens to share is skipped, never an error
+            if all(isinstance(meta.get(k), (dict, list)) for k in keys):
+                try:
+                    out[name] = build(*(meta[k] for k in keys))
+                except (ConfigError, InputError, KeyError, TypeError, ValueError):
+                    pass
+
+        take("windowing", Windowing.from_dict, "windower")
+        take("provenance", Provenance.from_dict, "data")
+        take("split", Split.from_dict, "split")
+        take("history", History.from_dict, "history")
+        take("latent_stats", LatentStats.from_dict, "latent_stats")
+        take("window_stats", lambda m, w: WindowStats.from_dict({"measure_scale": m, "mean_window": w}),
+             "measure_scale", "train_mean_window")
+        take("reference", ReferenceWindow.from_dict, "reference")
+        if "windowing" in out and vae_config is not None:
+            take("run", lambda t: _legacy_run(meta, out, vae_config), "training")
         return cls(**out)
 
 

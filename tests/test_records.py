@@ -146,3 +146,20 @@ def test_load_refuses_unreadable_records(tmp_path):
 def test_records_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         RECORDS["split"].train = 3
+
+
+def test_version1_file_with_a_users_own_metadata_still_loads(tmp_path):
+    """Keys that only look like the old context (a string 'data', a number 'windower') are left alone."""
+    import zipfile
+
+    model = bv.BetaVAE(bv.VAEConfig(n_input=20, hidden=(), n_latent=2), rng=0)
+    bv.save(model, tmp_path / "m.npz")
+    with zipfile.ZipFile(tmp_path / "m.npz") as z:
+        header = json.loads(bytes(np.load(z.open("header.npy"), allow_pickle=False)).decode())
+    del header["records"]
+    header.update(format_version=1, metadata={"data": "my note", "windower": 3, "split": {"odd": True}})
+    params = np.load(tmp_path / "m.npz")["params"]
+    np.savez(tmp_path / "m.npz", header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), params=params)
+    back = bv.load(tmp_path / "m.npz")
+    assert back.records == ModelRecords() and back.metadata == header["metadata"]
+    np.testing.assert_array_equal(back.params, model.params)
