@@ -70,10 +70,10 @@ def handle_errors(fn):
 def _default(obj):
     import numpy as np
 
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
+    if isinstance(obj, (np.ndarray, np.generic)):
+        from ..io import jsonable   # the package's one JSON conversion
+
+        return jsonable(obj, "output")
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
     if hasattr(obj, "to_dict"):
