@@ -14,8 +14,10 @@ _EXPORTS = {
     "LossParts": ".nn.model",
     "Adam": ".nn.adam",
     # training
-    "fit": ".train",
-    "History": ".train",
+    "fit": ".fitting",
+    "History": ".fitting",
+    "TrainConfig": ".run",
+    "train": ".run",
     # model files
     "save": ".io",
     "load": ".io",
@@ -32,7 +34,8 @@ _EXPORTS = {
     "DataError": ".exceptions",
     "BybitError": ".exceptions",
 }
-_SUBMODULES = ("data", "schedules", "analysis", "exceptions", "config", "nn", "workflow")
+_SUBMODULES = ("data", "schedules", "analysis", "exceptions", "config", "nn", "workflow", "run", "records",
+               "fitting", "io")
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS, _SUBMODULES)
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]

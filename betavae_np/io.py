@@ -7,9 +7,15 @@ Layout of a file (``np.savez``, two arrays)::
                          "parameters": [[name, shape], ...], "dtype", "metadata"}
     params  dtype (P,)   model.params, the one flat buffer
 
-Writes are atomic: the file is written to a temporary sibling and moved over the target with
-``os.replace``, so a failure (or Ctrl-C) leaves any previous file untouched. The exact path given
-is used (no ``.npz`` is appended, unlike ``np.savez`` on a file name).
+Format version 2 adds ``records``: the typed context a trained model carries
+(:class:`betavae_np.records.ModelRecords`: windowing, provenance, run, history, latent statistics,
+window statistics, reference window, split), and leaves ``metadata`` to the user. Version 1 files
+kept that context inside ``metadata``; :func:`load` reads them into the same records.
+
+Writes are atomic (:func:`atomic_path`, the package's one atomic writer): the file is written to a
+temporary sibling and moved over the target with ``os.replace``, so a failure (or Ctrl-C) leaves
+any previous file untouched. The exact path given is used (no ``.npz`` is appended, unlike
+``np.savez`` on a file name).
 """
 
 from __future__ import annotations
@@ -18,20 +24,22 @@ import json
 import os
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from ._version import __version__
-from .exceptions import ConfigError, InputError, ModelFileError
+from .exceptions import BetaVAEError, ConfigError, InputError, ModelFileError
 
-__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "jsonable"]
+__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "jsonable", "atomic_path", "check_writable"]
 
 #: The ``format`` tag in every header.
 FORMAT = "betavae-np"
-#: The newest header layout this version writes and reads.
-FORMAT_VERSION = 1
+#: The newest header layout this version writes and reads (1: context in ``metadata``;
+#: 2: typed ``records`` beside the user's ``metadata``).
+FORMAT_VERSION = 2
 
 
 def jsonable(value: Any, where: str = "metadata") -> Any:
@@ -80,7 +88,106 @@ def _umask() -> int:
     return mask
 
 
+def _cannot(what: str, path, exc: OSError, error) -> BetaVAEError:
+    return error(f"cannot write {what} {str(path)!r}: {exc.strerror or exc}.")
+
+
+def check_writable(path: str | os.PathLike, what: str = "file", *, error=BetaVAEError) -> Path:
+    """Fail now, naming ``path``, when a file could not be written there later.
+
+    Creates and removes a temporary file beside ``path`` (the way :func:`atomic_path` will write),
+    so it also catches read-only file systems and permissions that ``os.access`` misreports for root.
+
+    Raises
+    ------
+    error
+        ``"cannot write <what> '<path>': <reason>."``: missing folder, a folder at ``path``,
+        no permission, read-only file system.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise error(f"cannot write {what} {str(path)!r}: it is a directory.")
+    if not folder.is_dir():
+        raise error(f"cannot write {what} {str(path)!r}: folder {str(folder)!r} does not exist.")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _cannot(what, path, exc, error) from None
+    os.close(fd)
+    os.unlink(tmp)
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, what: str = "file", *, error=BetaVAEError,
+                hidden: bool = True, keep_suffix: bool = True) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success it is fsynced and renamed over ``path``.
+
+    The package's one atomic writer (model files, the candle cache, CSV and plot outputs).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The destination; its folder must exist.
+    what : str
+        Named in errors (``"model file"``, ``"plot"``).
+    error : type or None
+        The BetaVAEError subclass raised when writing fails (its message names ``path``, never the
+        temporary file); None re-raises the ``OSError`` itself (for callers that handle it).
+    hidden : bool
+        Temporary name ``.<name>.XXXX.tmp...`` (default) or ``<name>.XXXX.tmp...``.
+    keep_suffix : bool
+        End the temporary name with the target's suffix (``.tmp.png``), for writers that choose the
+        format from it (matplotlib); else it ends in ``.tmp``.
+
+    Notes
+    -----
+    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is untouched;
+    an ``OSError`` becomes ``error``, anything else propagates. The file gets the usual permissions
+    (``0o666 & ~umask``, not mkstemp's 0600) and the rename is made durable with a folder fsync
+    where the platform allows.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=("." if hidden else "") + path.name + ".",
+                                   suffix=".tmp" + (path.suffix if keep_suffix else ""), dir=folder)
+        os.close(fd)
+    except OSError as exc:
+        if error is None:
+            raise
+        raise _cannot(what, path, exc, error) from None
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, BetaVAEError) and error is not None:
+            raise _cannot(what, path, exc, error) from None
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
 def _header(model) -> bytes:
+    from .records import records_of
+
     params = model.named_parameters()
     header = {
         "format": FORMAT,
@@ -90,6 +197,7 @@ def _header(model) -> bytes:
         "parameters": [[name, list(a.shape)] for name, a in params.items()],
         "dtype": np.dtype(model.dtype).name,
         "metadata": jsonable(getattr(model, "metadata", None) or {}),
+        "records": jsonable(records_of(model).to_dict(), "records"),
     }
     return json.dumps(header, sort_keys=False).encode("utf-8")
 
@@ -100,7 +208,8 @@ def save(model, path: str | os.PathLike) -> Path:
     Parameters
     ----------
     model : BetaVAE
-        The model; its config, flat parameters and ``metadata`` (JSON-able) are stored.
+        The model; its config, flat parameters, typed ``records`` (when it has them) and the
+        user's ``metadata`` (JSON-able) are stored.
     path : str or PathLike
         Destination, used exactly as given (conventionally ending in ``.npz``). Its directory
         must exist.
@@ -120,26 +229,9 @@ def save(model, path: str | os.PathLike) -> Path:
     path = Path(path)
     header = np.frombuffer(_header(model), dtype=np.uint8)
     params = np.ascontiguousarray(model.params)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise ModelFileError(f"cannot write model file {str(path)!r}: {exc.strerror or exc}.") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path, "model file", error=ModelFileError) as tmp:
+        with open(tmp, "wb") as f:
             np.savez(f, header=header, params=params)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ModelFileError(f"cannot write model file {str(path)!r}: {exc.strerror or exc}.") from None
-        raise
     return path
 
 
@@ -195,7 +287,8 @@ def load(path: str | os.PathLike):
     Returns
     -------
     BetaVAE
-        A model with the stored config, parameters (bit-exact) and ``metadata``.
+        A model with the stored config, parameters (bit-exact), ``metadata`` and ``records``
+        (:class:`~betavae_np.records.ModelRecords`; read from ``metadata`` for version-1 files).
 
     Raises
     ------
@@ -230,6 +323,16 @@ def load(path: str | os.PathLike):
     metadata = header.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ModelFileError(f"model file {name!r} has metadata that is not a JSON object.")
+    from .records import ModelRecords
+
+    try:
+        if header["format_version"] >= 2:
+            records = ModelRecords.from_dict(header.get("records") or {})
+        else:  # version 1: the context lived in metadata, which stays as it was
+            records = ModelRecords.from_legacy(metadata, cfg)
+    except (ConfigError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"model file {name!r} has unreadable records: {exc}") from None
     model.metadata = metadata
+    model.records = records
     return model
 

@@ -13,10 +13,10 @@ and :func:`make` (names ``constant | linear | cyclical | warmup | capacity``) se
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .checks import in_range
 from .exceptions import ConfigError
 
 __all__ = ["Schedule", "Constant", "Linear", "Cyclical", "WarmupRamp", "Capacity", "make",
@@ -24,14 +24,13 @@ __all__ = ["Schedule", "Constant", "Linear", "Cyclical", "WarmupRamp", "Capacity
 
 
 def _num(cls: str, name: str, value, lo: float, hi: float | None = None, *, open_lo=False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{cls} {name} must be a number, got {value!r}.") from None
-    if not math.isfinite(x) or (x <= lo if open_lo else x < lo) or (hi is not None and x > hi):
-        rng = f"{'>' if open_lo else '>='} {lo:g}" + ("" if hi is None else f" and <= {hi:g}")
-        raise ConfigError(f"{cls} {name} must be finite and {rng}, got {value!r}.")
-    return x
+    """A schedule field checked by the package's one range validator (numeric text is accepted)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return in_range(f"{cls} {name}", value, lo, hi, lo_open=open_lo)
 
 
 @dataclass(frozen=True)
@@ -134,10 +133,7 @@ class Cyclical(Schedule):
 
     def __post_init__(self):
         object.__setattr__(self, "beta", _num("Cyclical", "beta", self.beta, 0.0))
-        c = _num("Cyclical", "cycles", self.cycles, 1.0)
-        if c != int(c):
-            raise ConfigError(f"Cyclical cycles must be a whole number >= 1, got {self.cycles!r}.")
-        object.__setattr__(self, "cycles", int(c))
+        object.__setattr__(self, "cycles", in_range("Cyclical cycles", self.cycles, 1, integer=True))
         object.__setattr__(self, "ratio", _num("Cyclical", "ratio", self.ratio, 0.0, 1.0, open_lo=True))
 
     def __call__(self, step: int, total: int) -> float:

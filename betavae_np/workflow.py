@@ -1,7 +1,10 @@
-"""The headline workflow as library calls: get candles, train a model that carries its own context.
+"""Candles for a run, and the windows a trained model expects: the data side of the CLI's steps.
 
-``betavae-np train`` is :func:`load_candles` + :func:`train_on_candles` + :func:`betavae_np.save`;
-``traverse`` and ``evaluate`` use :func:`reference_window` and :func:`heldout_windows`.
+``betavae-np train`` is :func:`betavae_np.run.train` (:func:`load_candles` +
+:func:`~betavae_np.run.train_on_candles`) + :func:`betavae_np.save`; ``traverse`` and ``evaluate``
+use :func:`windows_for_model`, :func:`reference_window` and :func:`evaluation_windows`, which read the
+model's :mod:`records <betavae_np.records>`. ``TrainResult``, ``train_on_candles`` and
+``default_epochs`` moved to :mod:`betavae_np.run` and are re-exported here for old code.
 """
 
 from __future__ import annotations
@@ -9,18 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ._version import __version__
 from .exceptions import BybitError, ConfigError, DataError, InputError
+from .records import records_of
+from .run import TrainResult, default_epochs, train_on_candles
 
 __all__ = ["SOURCES", "TrainResult", "load_candles", "train_on_candles", "model_windower",
-           "windows_for_model", "reference_window", "heldout_windows", "default_epochs"]
+           "windows_for_model", "reference_window", "heldout_windows", "evaluation_windows", "default_epochs"]
 
 log = logging.getLogger(__name__)
 
@@ -212,174 +214,20 @@ def _cached(symbol, interval, category, start, end, cache_dir, base_url=None):
     return df
 
 
-@dataclass
-class TrainResult:
-    """What :func:`train_on_candles` produced.
-
-    Attributes
-    ----------
-    model : BetaVAE
-        Trained; ``model.metadata`` carries everything :func:`betavae_np.save` should keep.
-    history : History
-    windower : Windower
-    train, validation : WindowSet
-        The time-ordered split (validation is the latest part; None when ``val_fraction`` is 0).
-    seconds : float
-        Training wall time.
-    """
-
-    model: object
-    history: object
-    windower: object
-    train: object
-    validation: object
-    seconds: float
-
-
-def default_epochs(n_windows: int, batch_size: int) -> int:
-    """Epochs for ~12,000 optimisation steps (5..400): 12-20 s on 2 cores at batch 256, well under a minute."""
-    steps_per_epoch = max(1, -(-n_windows // batch_size))
-    return int(min(400, max(5, round(12_000 / steps_per_epoch))))
-
-
-def train_on_candles(df: pd.DataFrame, *, window: int = 32, lookback: int = 128, latent: int = 8,
-                     hidden=(128, 64), activation: str = "relu", beta: float = 0.5, anneal: str = "linear",
-                     warmup: float = 0.2, cycles: int = 4, capacity: float = 10.0, epochs: int | None = None, batch_size: int = 256, lr: float = 1e-3,
-                     seed: int = 0, val_fraction: float = 0.2, dtype: str = "float32",
-                     early_stopping: int | None = None, on_batch=None, on_epoch=None,
-                     on_start: Callable[[dict], None] | None = None) -> TrainResult:
-    """Window the candles, split by time, train a beta-VAE and record what later use needs.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        Candles (the convention of :mod:`betavae_np.data.frame`), ideally with provenance in
-        ``attrs["betavae_np"]``.
-    window, lookback : int
-        Candles per window and of the causal normalisation scale (see :class:`~betavae_np.data.Windower`).
-    latent, hidden, activation, dtype
-        The model (:class:`~betavae_np.VAEConfig`).
-    beta, anneal, warmup, cycles, capacity
-        The beta schedule (:func:`betavae_np.schedules.make`): ``cycles`` for ``cyclical``;
-        for ``capacity`` ``beta`` is gamma and ``capacity`` the final KL target C in nats, reached
-        at the end of training.
-    epochs : int, optional
-        Default :func:`default_epochs` (12-20 s on 2 cores at batch 256).
-    batch_size, lr, seed, early_stopping
-        As :func:`betavae_np.fit`; ``seed`` seeds initialisation and minibatches.
-    val_fraction : float
-        The latest share of windows held out for validation (never shuffled into training).
-    on_batch, on_epoch : callable, optional
-        Progress callbacks passed to :func:`betavae_np.fit`.
-    on_start : callable(dict), optional
-        Called once before training with the plan (windows, epochs, steps) for progress bars.
-
-    Returns
-    -------
-    TrainResult
-    """
-    from . import schedules
-    from .analysis.latent import iter_batches, latent_stats
-    from .analysis.measures import window_measures
-    from .data.frame import validate_candles
-    from .data.windows import Windower
-    from .nn.adam import Adam
-    from .nn.model import BetaVAE, VAEConfig
-    from .train import fit
-
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"validation fraction must be in [0, 1), got {val_fraction}")
-    prov = dict(df.attrs.get("betavae_np", {}))
-    df = validate_candles(df, what=prov.get("symbol", "candles"))
-    windower = Windower(window=window, lookback=lookback, interval=prov.get("interval"))
-    allw = windower.windows(df)
-    n = allw.shape[0]
-    if val_fraction > 0:
-        train, val = allw.split(val_fraction)
-        if val.shape[0] < 1 or train.shape[0] < 1:
-            raise DataError(f"{n} windows are too few to hold out {val_fraction:.0%} for validation; "
-                            "use more candles or --val-fraction 0")
-    else:
-        train, val = allw, None
-    cfg = VAEConfig(n_input=allw.shape[1], hidden=tuple(hidden), n_latent=latent, activation=activation,
-                    dtype=dtype)
-    model = BetaVAE(cfg, rng=seed)
-    schedule = schedules.make(anneal, beta=beta, warmup=warmup, cycles=cycles, c_max=capacity)
-    if epochs is None:
-        epochs = default_epochs(train.shape[0], batch_size)
-    if batch_size > train.shape[0]:
-        raise ConfigError(f"batch size {batch_size} is larger than the {train.shape[0]} training windows; "
-                          "use a smaller --batch-size or more candles")
-    if on_start is not None:
-        on_start({"windows": n, "train": train.shape[0], "validation": 0 if val is None else val.shape[0],
-                  "epochs": epochs, "steps_per_epoch": -(-train.shape[0] // batch_size)})
-    t0 = time.perf_counter()
-    history = fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=Adam(lr=lr), schedule=schedule,
-                  rng=seed, validation=val, on_batch=on_batch, on_epoch=on_epoch, early_stopping=early_stopping)
-    seconds = time.perf_counter() - t0
-
-    stats = latent_stats(model, train)
-    # one streaming pass (never the whole n x window x features array): measures and the mean window
-    blocks, total = [], np.zeros(train.shape[1])
-    for block in iter_batches(train):
-        blocks.append(window_measures(block, window, windower.features))
-        total += block.sum(0, dtype=np.float64)
-    measures = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
-    last = allw.shape[0] - 1
-    ref = np.empty((1, allw.shape[1]), dtype=np.float32)
-    allw.gather(np.array([last], dtype=np.int64), ref)
-    prov.update(rows=len(df), start=df.index[0].isoformat(), end=df.index[-1].isoformat())
-    model.metadata = _jsonable({
-        "created": pd.Timestamp.now(tz="UTC").isoformat(),
-        "package_version": __version__,
-        "seed": seed,
-        "data": prov,
-        "windower": windower.to_dict(),
-        "split": {"val_fraction": val_fraction, "windows": n, "train": train.shape[0],
-                  "validation": 0 if val is None else val.shape[0],
-                  "train_end": train.end_times[-1].isoformat(),
-                  "validation_start": None if val is None else val.end_times[0].isoformat()},
-        "training": {"epochs": epochs, "epochs_run": len(history.train_total), "batch_size": batch_size,
-                     "lr": lr, "beta": beta, "anneal": anneal, "warmup": warmup,
-                     "schedule": schedule.to_dict(), "seconds": seconds},
-        "history": history.to_dict(),
-        "latent_stats": stats.to_dict(),
-        "measure_scale": {k: float(np.std(v)) for k, v in measures.items()},
-        "train_mean_window": total / train.shape[0],
-        "reference": {"end_time": allw.end_times[last].isoformat(), "window": ref[0]},
-    })
-    return TrainResult(model=model, history=history, windower=windower, train=train, validation=val,
-                       seconds=seconds)
-
-
-def _jsonable(obj):
-    """Plain JSON types for metadata: arrays and NumPy scalars become lists and Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
 def model_windower(model):
-    """The :class:`~betavae_np.data.Windower` a model was trained with (from its metadata)."""
-    from .data.windows import Windower
-
-    meta = (getattr(model, "metadata", None) or {}).get("windower")
-    if not meta:
-        raise InputError("the model file has no windowing settings; it was not trained by betavae-np train")
-    return Windower.from_dict(meta)
+    """The :class:`~betavae_np.data.Windower` a model was trained with (from its windowing record)."""
+    w = records_of(model).windowing
+    if w is None:
+        raise InputError("the model file does not say how its windows were made; train it with "
+                         "bv.train (or betavae-np train), or pass fit(..., windower=w) before bv.save")
+    return w.windower()
 
 
 def _model_source(model):
-    data = (getattr(model, "metadata", None) or {}).get("data") or {}
-    src = data.get("source")
+    prov = records_of(model).provenance
+    src = prov.source if prov is not None else None
     if src == "csv":
-        return data.get("path")
+        return prov.get("path")
     if src == "bybit":
         return "bybit"
     if src == "bybit-cache":  # trained offline from the cache: stay offline-friendly
@@ -396,26 +244,48 @@ def windows_for_model(model, *, source: str | None = None, base_url=None, cache_
     df : pandas.DataFrame
     windows : WindowSet
     """
-    data = (getattr(model, "metadata", None) or {}).get("data") or {}
-    symbol = data.get("requested_symbol") or data.get("symbol") or "BTCUSDT"
+    w = model_windower(model)
+    prov = records_of(model).provenance
+    get = prov.get if prov is not None else (lambda key, default=None: default)
+    symbol = get("requested_symbol") or get("symbol") or "BTCUSDT"
     src = source or _model_source(model)
     kw = {}
-    if src in ("bybit", "auto") and data.get("source") in ("bybit", "bybit-cache"):
-        kw = {"start": data.get("start"), "end": data.get("end"), "category": data.get("category", "linear")}
+    if src in ("bybit", "auto") and get("source") in ("bybit", "bybit-cache"):
+        kw = {"start": get("start"), "end": get("end"), "category": get("category", "linear")}
     if src == "sample" and symbol and not _is_btc(symbol):
         symbol = "BTCUSDT"
-    df = load_candles(symbol, source=src, interval=data.get("interval", "60"), base_url=base_url,
+    df = load_candles(symbol, source=src, interval=get("interval", "60"), base_url=base_url,
                       cache_dir=cache_dir, on_notice=on_notice, on_progress=on_progress, **kw)
-    w = model_windower(model)
     return df, w.windows(df)
 
 
 def heldout_windows(model, windows):
     """The validation (latest) part of ``windows`` under the model's recorded split fraction."""
-    frac = ((getattr(model, "metadata", None) or {}).get("split") or {}).get("val_fraction", 0.2)
+    split = records_of(model).split
+    frac = 0.2 if split is None else split.val_fraction
     if not frac:
         return windows
     return windows.split(frac)[1]
+
+
+def evaluation_windows(model, windows):
+    """The windows to evaluate a model on, and what they are.
+
+    Returns
+    -------
+    windows : WindowSet
+        The held-out (latest) part under the model's recorded split; all of ``windows`` when the
+        model was trained without validation or records no split.
+    part : {"held-out", "training", "all"}
+        ``"held-out"``: the split's validation part; ``"training"``: the model trained on every
+        window (``val_fraction`` 0), so these are in-sample; ``"all"``: no split is recorded.
+    """
+    split = records_of(model).split
+    if split is None:
+        return windows, "all"
+    if not split.val_fraction:
+        return windows, "training"
+    return windows.split(split.val_fraction)[1], "held-out"
 
 
 def reference_window(model, *, at=None, windows=None) -> tuple[np.ndarray, str]:
@@ -438,9 +308,9 @@ def reference_window(model, *, at=None, windows=None) -> tuple[np.ndarray, str]:
         ISO time of the window's last candle.
     """
     if at is None:
-        ref = (getattr(model, "metadata", None) or {}).get("reference")
-        if ref and windows is None:
-            return np.asarray(ref["window"], dtype=model.dtype), ref["end_time"]
+        ref = records_of(model).reference
+        if ref is not None and windows is None:
+            return np.asarray(ref.window, dtype=model.dtype), ref.end_time
         if windows is None:
             raise InputError("the model file has no reference window; give --at TIME with a data --source")
         i = windows.shape[0] - 1

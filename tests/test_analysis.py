@@ -12,7 +12,9 @@ from betavae_np.analysis.interpret import interpret
 from betavae_np.analysis.latent import latent_stats
 from betavae_np.analysis.measures import available_measures, window_measures
 from betavae_np.analysis.traversal import parse_dims, traverse
+from betavae_np.analysis.latent import LatentStats
 from betavae_np.exceptions import ConfigError, InputError
+from betavae_np.records import ModelRecords, WindowStats, Windowing
 
 FEATURES = ("open", "high", "low", "close", "volume")
 WINDOW = 6
@@ -113,12 +115,12 @@ def _trend_model():
     p["mu.W"][0, 0] = 1.0  # the encoder uses inputs so that mu varies for dims 0 and 2
     p["mu.W"][4, 2] = 1.0
     p["logvar.b"][...] = -4.0
-    m.metadata = {"windower": {"window": WINDOW, "features": list(FEATURES)},
-                  "latent_stats": {"mean": [0, 0, 0], "sd": [1, 1, 1], "kl": [1.0, 0.0, 1.0],
-                                   "active": [True, False, True]},
-                  # in real windows momentum spreads much wider than the slope (it sums window-1 steps)
-                  "measure_scale": {"level": 1.0, "trend": 0.01, "momentum": 0.2, "volatility": 0.05, "volume": 0.1,
-                                    "body": 0.1}}
+    m.records = ModelRecords(
+        windowing=Windowing(window=WINDOW, features=FEATURES, lookback=WINDOW),
+        latent_stats=LatentStats(mean=[0, 0, 0], sd=[1, 1, 1], kl=[1.0, 0.0, 1.0], active=[True, False, True]),
+        # in real windows momentum spreads much wider than the slope (it sums window-1 steps)
+        window_stats=WindowStats(measure_scale={"level": 1.0, "trend": 0.01, "momentum": 0.2, "volatility": 0.05,
+                                                "volume": 0.1, "body": 0.1}, mean_window=()))
     return m
 
 
@@ -140,7 +142,7 @@ def test_interpret_names_the_factor_each_dimension_controls():
 
 def test_interpret_calls_a_dimension_that_moves_nothing_weak():
     m = _trend_model()
-    m.metadata["latent_stats"]["active"] = [True, True, True]
+    m.records.latent_stats.active = [True, True, True]
     res = interpret(m, np.full(WINDOW * 5, 0.5), dims=[1])
     assert res.readings[0].label == "weak"
 
@@ -174,9 +176,9 @@ def test_workflow_train_on_real_sample_gives_active_named_factors():
     df = bv.data.load_sample().iloc[:3000]
     res = train_on_candles(df, window=16, lookback=64, latent=4, hidden=(32,), epochs=15, batch_size=64,
                            beta=0.5, seed=1)
-    meta = res.model.metadata
-    assert sum(meta["latent_stats"]["active"]) >= 2
-    assert meta["split"]["train_end"] < meta["split"]["validation_start"]
+    rec = res.model.records
+    assert sum(rec.latent_stats.active) >= 2
+    assert rec.split.train_end < rec.split.validation_start
     assert res.history.val_recon[-1] < res.history.val_recon[0]
     x, end = reference_window(res.model)
     assert end == df.index[-1].isoformat() and x.shape == (16 * 5,)
@@ -186,7 +188,7 @@ def test_workflow_train_on_real_sample_gives_active_named_factors():
 
 def test_interpret_names_a_second_measure_moved_nearly_as_much():
     m = _trend_model()
-    m.metadata["measure_scale"]["momentum"] = 0.06  # now momentum moves 0.6/0.06 = 10 sd vs trend's 12
+    m.records.window_stats.measure_scale["momentum"] = 0.06  # now momentum moves 0.6/0.06 = 10 sd vs trend's 12
     res = interpret(m, np.full(WINDOW * 5, 0.5), dims=[0])
     r = res.readings[0]
     assert r.label == "trend +, momentum +" and r.also[0] == ("momentum", 1)

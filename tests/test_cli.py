@@ -76,14 +76,15 @@ def test_cli_help_does_not_import_numba():
 
 def test_cli_train_csv_json_shape(model_file, candles_csv):
     m = bv.load(model_file)
-    meta = m.metadata
-    for key in ("data", "windower", "history", "latent_stats", "training", "split", "package_version", "seed",
-                "reference", "measure_scale"):
-        assert key in meta, key
-    assert meta["data"]["source"] == "csv" and meta["data"]["rows"] == 1000
-    assert meta["windower"]["window"] == 8
-    assert len(meta["latent_stats"]["kl"]) == 3
-    assert meta["package_version"] == bv.__version__
+    rec = m.records
+    for key in ("provenance", "windowing", "history", "latent_stats", "run", "split", "reference",
+                "window_stats"):
+        assert getattr(rec, key) is not None, key
+    assert rec.run.package_version and "seed" in rec.run.config
+    assert rec.provenance.source == "csv" and rec.provenance.rows == 1000
+    assert rec.windowing.window == 8
+    assert len(rec.latent_stats.kl) == 3
+    assert rec.run.package_version == bv.__version__
 
 
 def test_cli_train_offline_falls_back_to_sample_with_notice(offline):
@@ -94,7 +95,7 @@ def test_cli_train_offline_falls_back_to_sample_with_notice(offline):
     assert out["data"]["source"] == "sample"
     assert out["model"].endswith("betavae-BTCUSDT-60.npz") and os.path.exists(out["model"])
     assert set(out) >= {"train", "validation", "kl_per_dim", "active_dims", "notices"}
-    assert bv.load(out["model"]).metadata["data"]["fallback_reason"]
+    assert bv.load(out["model"]).records.provenance.get("fallback_reason")
 
 
 def test_cli_train_offline_non_btc_is_a_clear_failure(offline):
@@ -129,8 +130,8 @@ def test_cli_train_and_fetch_from_local_bybit(tmp_path, monkeypatch):
                 "--end", "2024-01-25T23:00", *SMALL, "--out", tmp_path / "m.npz", "--json")
         assert r.exit_code == 0, r.output
         assert len(srv.log) == n_before  # served from the cache
-    meta = bv.load(tmp_path / "m.npz").metadata
-    assert meta["data"]["source"] == "bybit" and meta["data"]["symbol"] == "BTCUSDT"
+    prov = bv.load(tmp_path / "m.npz").records.provenance
+    assert prov.source == "bybit" and prov.symbol == "BTCUSDT"
 
 
 def test_cli_fetch_unknown_symbol_is_one_line(tmp_path, monkeypatch):

@@ -148,7 +148,7 @@ def test_fit_validation_is_deterministic_and_callbacks_fire(X):
     info = epochs_seen[-1]
     assert info.val_loss == hist.val_total[-1] and len(info.kl_per_dim) == 6
     assert info.step == 14 and info.total_steps == 15
-    parts = model.loss(X[500:700], np.random.default_rng(bv.train.VALIDATION_SEED).standard_normal(
+    parts = model.loss(X[500:700], np.random.default_rng(bv.fitting.VALIDATION_SEED).standard_normal(
         (200, 6), dtype=np.float32), 1.0)
     assert hist.val_recon[-1] == pytest.approx(parts.recon, rel=1e-5)
     assert hist.val_kl[-1] == pytest.approx(parts.kl, rel=1e-5)

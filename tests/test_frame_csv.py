@@ -93,4 +93,4 @@ def test_fetch_out_csv_round_trips_and_trains(tmp_path, monkeypatch):
             "--latent", "2", "--hidden", "8", "--batch-size", "32", "-q", "--out", model, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["data"]["rows"] == 300
-    assert bv.load(model).metadata["data"]["source"] == "csv"
+    assert bv.load(model).records.provenance.to_dict()["source"] == "csv"

@@ -54,7 +54,7 @@ def test_save_header_contents(tmp_path):
     m = model()
     path = bv.save(m, tmp_path / "m.npz")
     header, params = header_of(path)
-    assert header["format"] == "betavae-np" and header["format_version"] == 1
+    assert header["format"] == "betavae-np" and header["format_version"] == 2  # 2: typed records beside metadata
     assert header["package_version"] == bv.__version__ and header["dtype"] == "float32"
     assert header["config"] == m.config.to_dict()
     assert header["parameters"][0] == ["enc.0.W", [12, 8]]
@@ -147,8 +147,8 @@ CORRUPTIONS = {
                                             params=np.zeros(3)), "corrupt header"),
     "wrong format tag": (lambda p: _rewrite(p, header=lambda h: {**h, "format": "other"}),
                          "format tag"),
-    "newer version": (lambda p: _rewrite(p, header=lambda h: {**h, "format_version": 2}),
-                      "format version 2, newer"),
+    "newer version": (lambda p: _rewrite(p, header=lambda h: {**h, "format_version": 3}),
+                      "format version 3, newer"),
     "bad config": (lambda p: _rewrite(p, header=lambda h: {**h, "config": {**h["config"], "n_latent": 0}}),
                    "invalid config"),
     "wrong shapes": (lambda p: _rewrite(p, header=lambda h: {**h, "parameters": h["parameters"][:-1]}),

@@ -54,7 +54,7 @@ def test_train_weekly_without_start_uses_a_sane_range(tmp_path, monkeypatch):
         assert r.exit_code == 0, r.output
         starts = [int(e["params"]["start"]) for e in srv.log]
     assert min(starts) >= BYBIT_START_MS
-    assert bv.load(tmp_path / "w.npz").metadata["data"]["rows"] == 200
+    assert bv.load(tmp_path / "w.npz").records.provenance.to_dict()["rows"] == 200
 
 
 @pytest.mark.parametrize("when", ["1600-01-01", "2500-01-01"])
@@ -97,11 +97,11 @@ def test_load_candles_sample_gaps_follow_the_clip():
 def test_train_csv_gaps_reach_the_data_line_and_model_file(tmp_path):
     hist = make_history(to_ms("2024-01-01"), 500, H, seed=3, drop=[(100, 112), (300, 303)])
     csv = _write_csv(tmp_path / "g.csv", hist)
-    r = run("train", "BTCUSDT", "--source", csv, *SMALL, "--out", tmp_path / "m.npz")
+    r = run("train", "BTCUSDT", "--source", csv, *SMALL[:-1], "--out", tmp_path / "m.npz")  # not --quiet
     assert r.exit_code == 0, r.output
     line = next(x for x in r.stderr.splitlines() if x.startswith("data:"))
     assert "2 gaps (15 missing candles; largest 12 from 2024-01-05T04:00 to 2024-01-05T15:00)" in line, line
-    meta = bv.load(tmp_path / "m.npz").metadata["data"]
+    meta = bv.load(tmp_path / "m.npz").records.provenance.to_dict()
     assert meta["gaps"] == _truth_gaps(hist, H) and meta["missing_candles"] == 15
 
 
@@ -112,12 +112,12 @@ def test_train_bybit_data_line_shows_the_data_range_once_named(tmp_path, monkeyp
     with BybitServer() as srv:
         srv.add("ETHUSDT", "60", make_history(first, 300, H, seed=4, drop=[(50, 53)]))
         r = run("train", "ETHUSDT", "--source", "bybit", "--base-url", srv.url, "--start", "2023-12-30",
-                "--end", "2024-02-01", *SMALL, "--out", tmp_path / "m.npz")
+                "--end", "2024-02-01", *SMALL[:-1], "--out", tmp_path / "m.npz")
     assert r.exit_code == 0, r.output
     line = next(x for x in r.stderr.splitlines() if x.startswith("data:"))
     assert line.startswith("data: Bybit ETHUSDT interval 60, 297 candles 2024-01-01T05:00 .. 2024-01-13T16:00, "
                            "1 gap (3 missing candles; largest 3 from 2024-01-03T07:00 to 2024-01-03T09:00)"), line
-    data = bv.load(tmp_path / "m.npz").metadata["data"]
+    data = bv.load(tmp_path / "m.npz").records.provenance.to_dict()
     assert data["requested_start"].startswith("2023-12-30") and data["start"].startswith("2024-01-01T05")
 
 
@@ -158,7 +158,7 @@ def test_load_candles_csv_interval_contradiction_is_one_exact_sentence(tmp_path)
         in r.stderr and "gap" not in r.stderr
     r = run("train", "BTCUSD", "--source", csv, "--interval", "1d", *SMALL, "--out", tmp_path / "m.npz")
     assert r.exit_code == 0, r.output
-    assert bv.load(tmp_path / "m.npz").metadata["windower"]["interval"] == "D"
+    assert bv.load(tmp_path / "m.npz").records.windowing.interval == "D"
 
 
 def test_load_candles_csv_spacing_that_is_no_bybit_interval(tmp_path):
@@ -210,3 +210,15 @@ def test_infer_interval_survives_gaps(code, n, data):
     drop = data.draw(st.sets(st.integers(1, n - 2), max_size=n // 4))
     t = BYBIT_START_MS + step * np.array([i for i in range(n) if i not in drop], dtype=np.int64)
     assert infer_interval(t) == code
+
+
+def test_train_daily_csv_without_interval_infers_it_and_names_the_file(tmp_path, monkeypatch):
+    hist = make_history(to_ms("2020-01-01"), 300, STEP["D"], seed=5)
+    csv = _write_csv(tmp_path / "d.csv", hist)
+    monkeypatch.chdir(tmp_path)
+    r = run("train", "BTCUSD", "--source", csv, *SMALL)
+    assert r.exit_code == 0, r.output
+    assert "interval D" in r.stderr and "gap" not in r.stderr.replace("no gaps", "")
+    model = bv.load(tmp_path / "betavae-BTCUSD-D.npz")
+    assert model.records.windowing.interval == "D"
+    assert bv.TrainConfig.from_model(model).interval == "D"

@@ -79,11 +79,12 @@ def evaluate(model, X, *, train_mean=None, beta=None, threshold: float = ACTIVE_
     model : BetaVAE
     X : ndarray of shape (n, n_input), or a window source
     train_mean : ndarray of shape (n_input,), optional
-        The mean training window, for the mean-predictor baseline. Default:
-        ``model.metadata["train_mean_window"]``, else the mean of ``X`` itself (an in-sample baseline,
+        The mean training window, for the mean-predictor baseline. Default: the model's
+        ``records.window_stats.mean_window``, else the mean of ``X`` itself (an in-sample baseline,
         reported as such).
     beta : float, optional
-        The beta the model was trained with (for the "beta too high" hint); default from metadata.
+        The beta the model was trained with (for the "beta too high" hint); default from the
+        model's run record.
     threshold : float
         Active-unit threshold on Var_x(mu_j(x)).
 
@@ -101,10 +102,12 @@ def evaluate(model, X, *, train_mean=None, beta=None, threshold: float = ACTIVE_
         raise InputError("no windows to evaluate; the held-out part is empty")
     if X.shape[1] != model.config.n_input:
         raise InputError(f"windows have {X.shape[1]} values; the model expects {model.config.n_input}")
-    meta = getattr(model, "metadata", None) or {}
+    from ..records import records_of
+
+    rec = records_of(model)
     kind = "training mean window"
-    if train_mean is None and "train_mean_window" in meta:
-        train_mean = np.asarray(meta["train_mean_window"], dtype=np.float64)
+    if train_mean is None and rec.window_stats is not None:
+        train_mean = np.asarray(rec.window_stats.mean_window, dtype=np.float64)
     sse = sq = 0.0
     col_sum = np.zeros(model.config.n_input)
     for block in iter_batches(X, batch, dtype=model.dtype):   # one pass over the data
@@ -123,8 +126,8 @@ def evaluate(model, X, *, train_mean=None, beta=None, threshold: float = ACTIVE_
     report = EvaluationReport(n=n, recon=recon, baseline=baseline, r2=r2, kl=float(sum(stats.kl)),
                               kl_per_dim=list(stats.kl), stats=stats, n_input=model.config.n_input,
                               baseline_kind=kind)
-    if beta is None:
-        beta = (meta.get("training") or {}).get("beta")
+    if beta is None and rec.run is not None:
+        beta = rec.run.config.get("beta")
     report.warnings = _warnings(report, model.config.n_latent, beta)
     return report
 

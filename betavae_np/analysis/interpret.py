@@ -82,13 +82,16 @@ class Interpretation:
 
 
 def window_layout(model, window=None, features=None) -> tuple[int, list[str]]:
-    """The (window, features) layout of a model's input, from its metadata or the arguments."""
-    meta = (getattr(model, "metadata", None) or {}).get("windower") or {}
-    window = int(window if window is not None else meta.get("window", 0))
-    features = list(features if features is not None else meta.get("features", ()))
+    """The (window, features) layout of a model's input, from its windowing record or the arguments."""
+    from ..records import records_of
+
+    rec = records_of(model).windowing
+    window = int(window if window is not None else (rec.window if rec is not None else 0))
+    features = list(features if features is not None else (rec.features if rec is not None else ()))
     if window < 1 or not features or window * len(features) != model.config.n_input:
-        raise ConfigError("the model file does not say how its input is laid out; pass window= and features= "
-                          f"whose product is n_input={model.config.n_input}")
+        raise ConfigError("the model file does not say how its input is laid out; train with bv.train or "
+                          "fit(..., windower=w), or pass window= and features= whose product is "
+                          f"n_input={model.config.n_input}")
     return window, features
 
 
@@ -99,16 +102,16 @@ def interpret(model, x, dims=None, span: float = 3.0, steps: int = 7, *, window=
     Parameters
     ----------
     model : BetaVAE
-        Ideally trained by :func:`betavae_np.workflow.train_on_candles`, whose metadata holds the window
-        layout, latent statistics and measure scales.
+        Ideally trained by :func:`betavae_np.train`, whose records hold the window layout
+        (``windowing``), latent statistics and measure scales (``window_stats``).
     x : ndarray, shape (n_input,)
         The reference window (normalised).
     dims, span, steps
         As :func:`~betavae_np.analysis.traversal.traverse`.
     window, features : optional
-        The input layout when the model's metadata lacks it.
+        The input layout when the model has no windowing record.
     measure_scale : dict of str to float, optional
-        Training-data sd of each measure; default ``metadata["measure_scale"]``, else 1.
+        Training-data sd of each measure; default ``model.records.window_stats.measure_scale``, else 1.
     weak : float
         Effects below this (in sd) are "weak".
 
@@ -126,16 +129,20 @@ def interpret(model, x, dims=None, span: float = 3.0, steps: int = 7, *, window=
     k = model.config.n_latent
     d = parse_dims(dims, k)
     grid = traverse(model, x, d, span, steps)  # (n_dims, steps, n_input)
-    meta = getattr(model, "metadata", None) or {}
-    scale = dict(measure_scale if measure_scale is not None else meta.get("measure_scale") or {})
-    stats = meta.get("latent_stats") or {}
+    from ..records import records_of
+
+    rec = records_of(model)
+    if measure_scale is None and rec.window_stats is not None:
+        measure_scale = rec.window_stats.measure_scale
+    scale = dict(measure_scale or {})
+    stats = rec.latent_stats
     names = available_measures(features)
     values = window_measures(grid, window, features)  # name -> (n_dims, steps)
     readings = []
     for i, j in enumerate(d):
         effects = {m: float((values[m][i, -1] - values[m][i, 0]) / (scale.get(m) or 1.0)) for m in names}
-        active = bool(stats["active"][j]) if "active" in stats else True
-        kl = float(stats["kl"][j]) if "kl" in stats else None
+        active = bool(stats.active[j]) if stats is not None else True
+        kl = float(stats.kl[j]) if stats is not None else None
         ranked = sorted(names, key=lambda m: -abs(effects[m]))
         also = []
         if not active:

@@ -55,6 +55,10 @@ class LatentStats:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LatentStats":
+        """Inverse of :meth:`to_dict` (InputError on unknown keys)."""
+        unknown = sorted(set(d) - {"mean", "sd", "kl", "active", "n", "threshold"})
+        if unknown:
+            raise InputError(f"latent statistics have unknown key(s) {', '.join(unknown)}.")
         return cls(mean=list(d["mean"]), sd=list(d["sd"]), kl=list(d["kl"]),
                    active=list(d["active"]), n=int(d["n"]), threshold=float(d.get("threshold", ACTIVE_THRESHOLD)))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import in_range
 from ..exceptions import ConfigError, InputError
 
 __all__ = ["traverse", "parse_dims"]
@@ -54,10 +55,10 @@ def traverse(model, x, dims=None, span: float = 3.0, steps: int = 7, *, scale=No
         Points from -span to +span (odd numbers include the reference itself).
     scale : sequence of float, length n_latent, optional
         The standard deviation of each dimension's encoded distribution. Default: the training
-        statistics stored in ``model.metadata["latent_stats"]["sd"]``, else 1 (the prior's).
+        statistics in the model's records (``model.records.latent_stats.sd``), else 1 (the prior's).
     center : {"reference", "mean"}
-        Move around the reference window's own code ``mu(x)`` (default) or around the data mean
-        ``metadata["latent_stats"]["mean"]``.
+        Move around the reference window's own code ``mu(x)`` (default) or around the training
+        data's mean code ``model.records.latent_stats.mean``.
 
     Returns
     -------
@@ -72,24 +73,24 @@ def traverse(model, x, dims=None, span: float = 3.0, steps: int = 7, *, scale=No
     """
     k = model.config.n_latent
     d = parse_dims(dims, k)
-    if not np.isfinite(span) or span <= 0:
-        raise ConfigError(f"span must be a positive number of standard deviations, got {span}")
-    if int(steps) != steps or steps < 2:
-        raise ConfigError(f"steps must be an integer >= 2, got {steps}")
-    steps = int(steps)
+    span = in_range("span (standard deviations)", span, 0, lo_open=True)
+    steps = in_range("steps", steps, 2, integer=True)
     x = np.asarray(x)
     if x.shape != (model.config.n_input,):
         raise InputError(f"reference window has shape {x.shape}; expected ({model.config.n_input},)")
-    stats = (getattr(model, "metadata", None) or {}).get("latent_stats") or {}
-    sd = np.asarray(scale if scale is not None else stats.get("sd", np.ones(k)), dtype=np.float64)
+    from ..records import records_of
+
+    stats = records_of(model).latent_stats
+    sd = np.asarray(scale if scale is not None else (stats.sd if stats is not None else np.ones(k)),
+                    dtype=np.float64)
     if sd.shape != (k,):
         raise InputError(f"scale has {sd.size} entries; expected {k}")
     mu, _ = model.encode(x[None, :])
     base = mu[0].astype(np.float64)
     if center == "mean":
-        if "mean" not in stats:
-            raise ConfigError("center='mean' needs latent statistics in the model file; train with betavae-np")
-        mid = np.asarray(stats["mean"], dtype=np.float64)
+        if stats is None:
+            raise ConfigError("center='mean' needs latent statistics in the model file; train with bv.train")
+        mid = np.asarray(stats.mean, dtype=np.float64)
     elif center == "reference":
         mid = base
     else:

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 
 import click
 
@@ -108,10 +107,10 @@ def quiet_broken_pipe() -> None:
 def _default(obj):
     import numpy as np
 
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
+    if isinstance(obj, (np.ndarray, np.generic)):
+        from ..io import jsonable   # the package's one JSON conversion
+
+        return jsonable(obj, "output")
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
     if hasattr(obj, "to_dict"):
@@ -169,30 +168,15 @@ def render_table(headers, rows, *, title: str | None = None) -> str:
     return "\n".join(lines)
 
 
-class atomic_path:
-    """Context manager yielding a temp path beside ``path``; renamed over it only on success."""
+def atomic_path(path: str):
+    """Context manager yielding a temp path beside ``path``; renamed over it only on success.
 
-    def __init__(self, path: str):
-        self.path = os.path.abspath(path)
-        self.tmp = None
+    The package's one atomic writer, :func:`betavae_np.io.atomic_path` (imported when used, so
+    ``--help`` stays fast); a failure names ``path``, never the temporary file.
+    """
+    from ..io import atomic_path as _atomic
 
-    def __enter__(self) -> str:
-        folder = os.path.dirname(self.path) or "."
-        if not os.path.isdir(folder):
-            raise click.ClickException(f"{folder}: no such directory")
-        fd, self.tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(self.path)[1], dir=folder)
-        os.close(fd)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-            os.replace(self.tmp, self.path)
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)
-        return False
+    return _atomic(os.path.abspath(path), "file")
 
 
 def parse_hidden(ctx, param, value):

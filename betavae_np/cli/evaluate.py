@@ -24,25 +24,29 @@ def evaluate(model_path, source, base_url, cache_dir, as_json):
     """
     from ..analysis.evaluate import evaluate as run_evaluate
     from ..io import load
-    from ..workflow import heldout_windows, windows_for_model
+    from ..workflow import evaluation_windows, windows_for_model
 
     model = load(model_path)
     df, windows = windows_for_model(model, source=source, base_url=base_url, cache_dir=cache_dir,
                                     on_notice=notice)
-    held = heldout_windows(model, windows)
+    held, part = evaluation_windows(model, windows)   # the recorded split says what is held out
     report = run_evaluate(model, held)
     out = report.to_dict()
-    out.update(model=os.path.abspath(model_path), data=df.attrs.get("betavae_np", {}),
+    out.update(model=os.path.abspath(model_path), data=df.attrs.get("betavae_np", {}), part=part,
                heldout_start=held.end_times[0].isoformat(), heldout_end=held.end_times[-1].isoformat())
     for w in report.warnings:
         click.echo(f"warning: {w}", err=True)
     if as_json:
         emit_json(out)
         return
-    click.echo(f"held-out windows: {report.n} ({out['heldout_start'][:16]} .. {out['heldout_end'][:16]})")
+    label = {"held-out": "held-out windows",
+             "training": "training windows (the model was trained with --val-fraction 0: nothing was held out)",
+             "all": "all windows (the model file records no train/validation split)"}[part]
+    click.echo(f"{label}: {report.n} ({out['heldout_start'][:16]} .. {out['heldout_end'][:16]})")
     click.echo(f"reconstruction error {fmt(report.recon)} per window ({fmt(report.recon_per_value)} per value); "
                f"mean-window baseline {fmt(report.baseline)} ({report.baseline_kind}); R^2 {report.r2:.3f}")
     rows = [[j, fmt(kl), fmt(sd), "yes" if a else "no (collapsed)"]
             for j, (kl, sd, a) in enumerate(zip(report.kl_per_dim, report.stats.sd, report.stats.active))]
-    click.echo(render_table(["dim", "KL (nats)", "sd of mu", "active"], rows, title="latent dimensions (held-out):"))
+    click.echo(render_table(["dim", "KL (nats)", "sd of mu", "active"], rows,
+                            title=f"latent dimensions ({'held-out' if part == 'held-out' else part + ' windows'}):"))
     click.echo(f"active dimensions: {report.n_active} of {model.config.n_latent}; total KL {fmt(report.kl)} nats")

@@ -3,110 +3,147 @@
 from __future__ import annotations
 
 import os
+import re
 
 import click
+from click.core import ParameterSource
 
-from ._common import (bybit_options, emit_json, fmt, handle_errors, json_option, notice, parse_hidden,
-                      render_table, source_options)
+from ..run import cli_fields
+from ._common import bybit_options, emit_json, fmt, handle_errors, json_option, notice, parse_hidden, render_table
 from ._progress import FetchProgress, TrainProgress
+
+
+def _type(f):
+    """The Click type of a TrainConfig field, from the range and choices it declares."""
+    m = f.metadata
+    if m["choices"] is not None:
+        return click.Choice(list(m["choices"]))
+    if m["integer"]:
+        return click.IntRange(min=m["lo"], max=m["hi"], min_open=m["lo_open"], max_open=m["hi_open"])
+    if m["lo"] is not None or m["hi"] is not None:
+        return click.FloatRange(min=m["lo"], max=m["hi"], min_open=m["lo_open"], max_open=m["hi_open"])
+    return None
+
+
+def config_options(fn):
+    """One option per TrainConfig field that the CLI exposes: name, type, default and help from the field."""
+    for f in reversed(cli_fields()):
+        kw = {"help": f.metadata["help"], "metavar": f.metadata["metavar"], "type": _type(f)}
+        if f.name == "hidden":
+            kw.update(default=",".join(map(str, f.default)) or "none", callback=parse_hidden, type=None)
+        else:
+            kw["default"] = f.default
+        kw["show_default"] = f.default is not None
+        fn = click.option(option_name(f.name), f.name, **kw)(fn)
+    return fn
+
+
+def option_name(field: str) -> str:
+    """``batch_size`` -> ``--batch-size``."""
+    return "--" + field.replace("_", "-")
+
+
+def cli_words(message: str) -> str:
+    """A library message in the words of the command line: ``batch_size=64`` -> ``--batch-size 64``."""
+    names = "|".join(sorted((f.name for f in cli_fields()), key=len, reverse=True))
+    message = re.sub(rf"\b({names})=(['\"]?)([^\s,;'\"]*)\2", lambda m: f"{option_name(m[1])} {m[3]}", message)
+    return re.sub(r"\b(batch_size|val_fraction|early_stopping)\b", lambda m: option_name(m[1]), message)
+
+
+def _bad_setting(exc, ctx) -> click.BadParameter:
+    """A TrainConfig error as misuse of the option the user typed."""
+    field = getattr(exc, "field", None)
+    if field == "lookback" and ctx.get_parameter_source("lookback") == ParameterSource.DEFAULT:
+        p = ctx.params
+        return click.BadParameter(f"--window {p['window']} is longer than --lookback {p['lookback']} (its "
+                                  f"default); raise --lookback to at least {p['window']} or shorten --window",
+                                  param_hint="--window")
+    hint = option_name(field) if field in {f.name for f in cli_fields()} else None
+    return click.BadParameter(cli_words(str(exc)).rstrip("."), param_hint=hint)
 
 
 @click.command(short_help="Train a beta-VAE on a symbol's candles; write the model file.")
 @click.argument("symbol")
-@source_options("auto")
-@click.option("--interval", default="60", show_default=True, help="Candle interval (Bybit code or alias: 60, 1h, 4h, D).")
-@click.option("--category", type=click.Choice(["linear", "spot", "inverse"]), default="linear", show_default=True)
-@click.option("--start", default=None, help="First candle (UTC). Default: 20,000 candles back (Bybit).")
-@click.option("--end", default=None, help="Last candle (UTC). Default: now.")
-@click.option("--window", type=click.IntRange(min=2), default=32, show_default=True, help="Candles per window.")
-@click.option("--lookback", type=click.IntRange(min=2), default=128, show_default=True,
-              help="Candles behind the causal min-max scale of each window (>= window).")
-@click.option("--latent", type=click.IntRange(min=1), default=8, show_default=True, help="Latent dimensions.")
-@click.option("--hidden", default="128,64", show_default=True, callback=parse_hidden,
-              help="Encoder hidden sizes (the decoder mirrors them); 'none' for no hidden layer.")
-@click.option("--activation", type=click.Choice(["relu", "tanh", "elu", "leaky_relu"]), default="relu",
-              show_default=True)
-@click.option("--beta", type=click.FloatRange(min=0), default=0.5, show_default=True,
-              help="KL weight (gamma for capacity); see the README on its scale.")
-@click.option("--anneal", type=click.Choice(["constant", "linear", "cyclical", "warmup", "capacity"]),
-              default="linear", show_default=True, help="Beta schedule, evaluated every optimisation step.")
-@click.option("--warmup", type=click.FloatRange(0, 1), default=0.2, show_default=True,
-              help="Fraction of training spent warming beta up.")
-@click.option("--cycles", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Cycles of the cyclical schedule.")
-@click.option("--capacity", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Final KL capacity C in nats for --anneal capacity (then --beta is gamma).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Passes over the training windows. Default: about 12,000 steps (12-20 s on 2 cores).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
-              help="Latest share of windows held out for validation (never shuffled into training).")
-@click.option("--early-stopping", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
-              help="Stop when validation loss has not improved for this many epochs; keep the best.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@config_options
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Model file. Default: betavae-<SYMBOL>-<interval>.npz")
 @bybit_options
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no data/windows lines.")
 @json_option
 @handle_errors
-def train(symbol, source, interval, category, start, end, window, lookback, latent, hidden, activation, beta,
-          anneal, warmup, cycles, capacity, epochs, batch_size, lr, val_fraction, early_stopping, seed, out, base_url, cache_dir,
-          quiet, as_json):
+def train(symbol, out, base_url, cache_dir, quiet, as_json, **settings):
     """Train a beta-VAE on SYMBOL's candles and write the model file.
 
     Offline, --source auto falls back to the bundled real BTC sample and says so.
 
     Example: betavae-np train BTCUSDT --epochs 50 --beta 2
     """
-    from ..data.intervals import normalize_interval
-    from ..io import save
-    from ..workflow import load_candles, train_on_candles
+    from ..exceptions import BetaVAEError, ConfigError, ModelFileError
+    from ..io import check_writable, save
+    from ..run import TrainConfig, train as run_train
 
-    interval = normalize_interval(interval)
-    out = out or f"betavae-{symbol.upper()}-{interval}.npz"
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise click.BadParameter(f"folder {folder} does not exist", param_hint="--out")
-    if lookback < window:
-        raise click.BadParameter(f"lookback {lookback} is shorter than the window {window}", param_hint="--lookback")
+    ctx = click.get_current_context()
+    try:
+        cfg = TrainConfig(symbol=symbol, **settings)
+    except ConfigError as exc:
+        raise _bad_setting(exc, ctx) from None
+    # a CSV's interval is known only once it is read: check the folder now, name the file then
+    provisional = out or f"betavae-{symbol.upper()}-{cfg.interval or '60'}.npz"
+    try:
+        check_writable(provisional, "model file", error=ModelFileError)   # before any work
+    except ModelFileError as exc:
+        raise click.BadParameter(str(exc).rstrip("."), param_hint="--out") from None
     notices = []
 
     def on_notice(msg):
         notices.append(msg)
-        notice(msg)
+        notice(cli_words(msg))
 
-    fetch_bar = FetchProgress(f"fetching {symbol.upper()} {interval}", enabled=not quiet)
-    try:
-        df = load_candles(symbol, source=source, interval=interval, start=start, end=end, category=category,
-                          base_url=base_url, cache_dir=cache_dir, on_notice=on_notice, on_progress=fetch_bar)
-    finally:
-        fetch_bar.close()
-    prov = df.attrs.get("betavae_np", {})
-    if not as_json or not quiet:
-        click.echo(f"data: {_describe(prov, len(df))}", err=True)
+    def close_bar(closed=[]):
+        if not closed:
+            closed.append(True)
+            fetch_bar.close()
+
+    def on_data(df):
+        close_bar()
+        if not quiet:
+            click.echo(f"data: {_describe(df.attrs.get('betavae_np', {}), len(df))}", err=True)
 
     bars = {}
 
     def on_start(plan):
         bars["p"] = TrainProgress(plan["epochs"], plan["steps_per_epoch"], enabled=not quiet)
-        click.echo(f"windows: {plan['windows']} ({plan['train']} train, {plan['validation']} validation), "
-                   f"{plan['epochs']} epochs x {plan['steps_per_epoch']} steps", err=True)
+        if not quiet:
+            click.echo(f"windows: {plan['windows']} ({plan['train']} train, {plan['validation']} validation), "
+                       f"{_count(plan['epochs'], 'epoch')} x {_count(plan['steps_per_epoch'], 'step')}", err=True)
 
-    result = train_on_candles(df, window=window, lookback=lookback, latent=latent, hidden=hidden,
-                              activation=activation, beta=beta, anneal=anneal, warmup=warmup, cycles=cycles,
-                              capacity=capacity, epochs=epochs,
-                              batch_size=batch_size, lr=lr, seed=seed, val_fraction=val_fraction,
-                              early_stopping=early_stopping, on_start=on_start,
-                              on_batch=lambda i: bars["p"].on_batch(i), on_epoch=lambda i: bars["p"].on_epoch(i))
+    fetch_bar = FetchProgress(f"fetching {symbol.upper()} {cfg.interval or '60'}", enabled=not quiet)
+    try:
+        result = run_train(cfg, base_url=base_url, cache_dir=cache_dir, on_notice=on_notice,
+                           on_progress=fetch_bar, on_data=on_data, on_start=on_start,
+                           on_batch=lambda i: bars["p"].on_batch(i), on_epoch=lambda i: bars["p"].on_epoch(i))
+    except ConfigError as exc:
+        raise _bad_setting(exc, ctx) from None
+    except BetaVAEError as exc:
+        raise click.ClickException(cli_words(str(exc))) from None
+    finally:
+        close_bar()
+    if out is None:
+        interval = (result.model.records.provenance.interval if result.model.records.provenance else None)
+        out = f"betavae-{symbol.upper()}-{interval or cfg.interval or '60'}.npz"
     save(result.model, out)
     summary = _summary(result, out, notices)
+    for w in summary["warnings"]:
+        click.echo(f"warning: {w}", err=True)
     if as_json:
         emit_json(summary)
         return
     click.echo(_render(summary))
     click.echo(f"wrote {out}  (next: betavae-np traverse {out})")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _describe(prov: dict, rows: int) -> str:
@@ -130,23 +167,24 @@ def _describe(prov: dict, rows: int) -> str:
 
 
 def _summary(result, out, notices) -> dict:
-    meta = result.model.metadata
+    rec = result.model.records
     h = result.history
-    stats = meta["latent_stats"]
+    stats = rec.latent_stats
     last = -1
     return {
         "model": os.path.abspath(out),
-        "data": meta["data"],
-        "split": meta["split"],
-        "training": meta["training"],
+        "data": rec.provenance.to_dict(),
+        "split": rec.split.to_dict(),
+        "training": rec.run.summary(),
         "train": {"total": h.train_total[last], "recon": h.train_recon[last], "kl": h.train_kl[last]},
         "validation": (None if not h.val_total or h.val_total[last] is None else
                        {"total": h.val_total[last], "recon": h.val_recon[last], "kl": h.val_kl[last]}),
-        "kl_per_dim": stats["kl"],
-        "mu_sd": stats["sd"],
-        "active": stats["active"],
-        "active_dims": int(sum(stats["active"])),
+        "kl_per_dim": stats.kl,
+        "mu_sd": stats.sd,
+        "active": stats.active,
+        "active_dims": stats.n_active,
         "notices": notices,
+        "warnings": [cli_words(w) for w in result.warnings],
     }
 
 

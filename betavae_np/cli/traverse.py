@@ -62,7 +62,10 @@ def traverse(model_path, dims, span, steps, at, source, base_url, cache_dir, plo
     if plot_path:
         from ..analysis.plot import plot_traversal
 
-        data = model.metadata.get("data", {})
+        from ..records import records_of
+
+        prov = records_of(model).provenance
+        data = prov.to_dict() if prov is not None else {}
         title = (f"{data.get('pair') or data.get('symbol', '')} {data.get('interval', '')}: window ending "
                  f"{end_time[:16]}, traversals -{span:g}..+{span:g} sd")
         with atomic_path(plot_path) as tmp:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 import time
 import zipfile
 from contextlib import contextmanager
@@ -267,25 +266,10 @@ def _write_npz_atomic(path: Path, store: Store, host: str) -> None:
                 stale.unlink()
         except OSError:
             pass
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    from ..io import atomic_path
+
+    with atomic_path(path, "candle cache", error=None, hidden=False,
+                     keep_suffix=False) as tmp:   # fsync, rename, folder fsync
+        with open(tmp, "wb") as fh:
             np.savez_compressed(fh, format=np.array(FORMAT), version=np.array(VERSION), host=np.array(host),
                                 t=store.t, v=store.v, ranges=store.ranges)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from ._blas import blas_threads, threads_for_batch
+from .checks import in_range
 from .exceptions import ConfigError, InputError, TrainingError
 from .nn.adam import Adam
 from .schedules import Constant, Schedule
@@ -114,9 +115,7 @@ class EpochInfo:
 
 
 def _count(name: str, value, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}.")
-    return int(value)
+    return in_range(name, value, lo, integer=True)
 
 
 def _source(X, n_input: int, dtype: np.dtype, what: str):
@@ -146,6 +145,19 @@ def _source(X, n_input: int, dtype: np.dtype, what: str):
     return X, X.shape[0], True
 
 
+def _record_windowing(model, windower) -> None:
+    from dataclasses import replace
+
+    from .records import Windowing, records_of
+
+    if not hasattr(windower, "to_dict") or not hasattr(windower, "n_input"):
+        raise ConfigError(f"windower must be a betavae_np.data.Windower, got {type(windower).__name__}.")
+    if windower.n_input != model.config.n_input:
+        raise ConfigError(f"the windower makes windows of {windower.n_input} values, the model takes "
+                          f"{model.config.n_input}.")
+    model.records = replace(records_of(model), windowing=Windowing.from_windower(windower))
+
+
 def _evaluate(model, ws, src, is_array: bool, n: int, eps: np.ndarray, cap: int, xbuf):
     """Mean recon and KL over a whole data set in chunks of ``cap`` rows with the fixed ``eps``."""
     recon = kl = 0.0
@@ -163,7 +175,8 @@ def _evaluate(model, ws, src, is_array: bool, n: int, eps: np.ndarray, cap: int,
 
 
 def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, schedule: Schedule | None = None,
-        rng=0, validation=None, on_batch=None, on_epoch=None, early_stopping: int | None = None) -> History:
+        rng=0, validation=None, on_batch=None, on_epoch=None, early_stopping: int | None = None,
+        windower=None) -> History:
     """Train ``model`` in place by minibatch Adam on ``recon + beta(step) * KL``.
 
     Parameters
@@ -194,6 +207,10 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
     early_stopping : int, optional
         Patience in epochs: stop when the validation objective has not improved for this many
         epochs, and restore the parameters of the best epoch (needs ``validation``).
+    windower : Windower, optional
+        The :class:`~betavae_np.data.Windower` that made ``X``. Recorded on the model
+        (``model.records.windowing``) so that a file written by :func:`betavae_np.save` can be
+        used by ``betavae-np traverse`` / ``evaluate`` and :func:`betavae_np.workflow.model_windower`.
 
     Returns
     -------
@@ -225,6 +242,8 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
         if validation is None:
             raise ConfigError("early_stopping needs a validation set; pass validation=...")
     src, n, is_array = _source(X, cfg.n_input, dtype, "training")
+    if windower is not None:
+        _record_windowing(model, windower)
     if batch_size > n:
         raise ConfigError(f"batch size {batch_size} is larger than the {n} training windows.")
     if validation is not None:
