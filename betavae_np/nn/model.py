@@ -106,6 +106,8 @@ class BetaVAE:
         self.metadata: dict[str, Any] = {}
         layers = (*lay.encoder, lay.heads, *lay.decoder, lay.out)
         self._n_enc = len(lay.encoder)
+        self._n_input = cfg.n_input
+        self._n_latent = cfg.n_latent
         self._layers = [layer_views(self._params, ly) for ly in layers]   # (W, b) per layer
         self._glayers = [layer_views(self._grads, ly) for ly in layers]   # (dW, db) per layer
         self._named = named_views(self._params, lay)
@@ -276,23 +278,39 @@ class BetaVAE:
         return Workspace(self._layout, int(batch_size), self.dtype, engine)
 
     def forward_train(self, ws: Workspace, X: np.ndarray, eps: np.ndarray) -> tuple[float, float]:
-        """Forward pass of one minibatch (no validation, no allocation).
+        """Forward pass of one minibatch (O(1) argument checks, no conversion, no allocation).
 
         Parameters
         ----------
         ws : Workspace
-            From :meth:`workspace`, capacity >= B.
-        X : ndarray, shape (B, n_input), model dtype, C-contiguous
-        eps : ndarray, shape (B, n_latent), model dtype, C-contiguous; standard normal noise.
+            From this model's :meth:`workspace`, capacity >= B.
+        X : ndarray, shape (B, n_input), 1 <= B <= ws.capacity
+            Model dtype and C-contiguous on the compiled engine.
+        eps : ndarray, shape (B, n_latent)
+            Standard normal noise; model dtype and C-contiguous on the compiled engine.
 
         Returns
         -------
         recon, kl : float
             Batch means; ``ws.kl_per_dim`` (n_latent,) float64 is filled. ``X`` and ``eps`` are
             referenced (not copied) until :meth:`backward_train`.
+
+        Raises
+        ------
+        InputError
+            Another model's workspace, wrong shapes, a batch above the workspace capacity, or
+            (compiled engine) another dtype or layout. Values are not checked (no O(n) work).
         """
-        ws.last_X = X
-        ws.last_eps = eps
+        # the kernels read X, eps and the workspace through raw pointers or unchecked indexing:
+        # every shape they rely on is checked here, in O(1)
+        if (not isinstance(ws, Workspace) or ws.layout is not self._layout
+                or not isinstance(X, np.ndarray) or not isinstance(eps, np.ndarray)
+                or X.ndim != 2 or eps.ndim != 2):
+            self._train_args_error(ws, X, eps)
+        B, n_in = X.shape
+        if (n_in != self._n_input or eps.shape[0] != B or eps.shape[1] != self._n_latent
+                or B < 1 or B > ws.capacity):
+            self._train_args_error(ws, X, eps)
         if ws.engine == "compiled":
             # compiled code reads these through raw pointers: never hand it another layout
             dt = self.dtype
@@ -300,7 +318,9 @@ class BetaVAE:
                     and eps.flags.c_contiguous):
                 raise InputError(f"forward_train needs C-contiguous {dt.name} X and eps, got "
                                  f"{X.dtype} and {eps.dtype}; convert with np.ascontiguousarray(a, dtype).")
-            n = ws.last_chunks = n_chunks_for(X.shape[0])
+            ws.last_X = X
+            ws.last_eps = eps
+            n = ws.last_chunks = n_chunks_for(B)
             parallel = n > 1 and engine.parallel_chunks()
             fwd = forward_chunks if parallel else forward_chunks_seq
             out = fwd(self._params, ws.tab, self._n_enc, self._act, X, eps, ws.acts, ws.zs,
@@ -308,7 +328,9 @@ class BetaVAE:
             if parallel:
                 engine.note_parallel_call()
             return out
-        p = ws.plan(X.shape[0])
+        ws.last_X = X
+        ws.last_eps = eps
+        p = ws.plan(B)
         act = self._act
         layers = self._layers
         outs = p.outs
@@ -339,6 +361,28 @@ class BetaVAE:
         ws.last_plan = p
         return recon, kl
 
+    def _train_args_error(self, ws, X, eps) -> None:
+        """Raise the InputError that names what :meth:`forward_train` cannot take."""
+        if not isinstance(ws, Workspace):
+            raise InputError(f"ws must be a Workspace from model.workspace(batch_size), got "
+                             f"{type(ws).__name__}.")
+        if ws.layout is not self._layout:
+            raise InputError("this workspace belongs to another model; make one with "
+                             "model.workspace(batch_size) on the model you train.")
+        n, L = self._n_input, self._n_latent
+        for name, a in (("X", X), ("eps", eps)):
+            if not isinstance(a, np.ndarray):
+                raise InputError(f"{name} must be a numpy array, got {type(a).__name__}.")
+        if X.ndim != 2 or X.shape[1] != n:
+            raise InputError(f"X must have shape (B, {n}), got {X.shape}.")
+        B = X.shape[0]
+        if eps.shape != (B, L):
+            raise InputError(f"eps must have shape ({B}, {L}) like X's rows, got {eps.shape}.")
+        if B < 1:
+            raise InputError("forward_train needs a batch of at least one row.")
+        raise InputError(f"a batch of {B} rows exceeds the workspace capacity {ws.capacity}; "
+                         f"make a larger one with model.workspace({B}).")
+
     def backward_train(self, ws: Workspace, beta: float) -> None:
         """Overwrite :attr:`grads` with d(mean recon + beta * mean kl)/dparams of the last batch.
 
@@ -355,6 +399,10 @@ class BetaVAE:
         Per dense layer (numpy-ml form): ``dZ = dA * act'(Z)``, ``dW = X.T @ dZ``,
         ``db = dZ.sum(0)``, ``dX = dZ @ W.T``; see :mod:`betavae_np._kernels.vae` for the heads.
         """
+        if not isinstance(ws, Workspace) or ws.layout is not self._layout or ws.last_X is None:
+            if isinstance(ws, Workspace) and ws.layout is self._layout:
+                raise InputError("backward_train needs a forward_train on this workspace first.")
+            self._train_args_error(ws, None, None)
         if ws.engine == "compiled":
             self._backward_compiled(ws, beta, self._grads)
         else:
