@@ -15,7 +15,7 @@ import numpy as np
 
 from .._blas import blas_threads, threads_for_batch
 from .._kernels.dense import act_backward_bias, bias_act, col_sum
-from .._kernels.encode import encode_one
+from .._kernels.encode import encode_one_local
 from .._kernels.step import (backward_chunks, backward_chunks_seq, forward_chunks,
                              forward_chunks_seq, n_chunks_for)
 from .._kernels.vae import heads_backward, heads_forward, recon_forward
@@ -115,8 +115,8 @@ class BetaVAE:
         # single-window encode: (W offset, b offset, n_in, n_out) of encoder layers + heads
         self._enc_table = np.array([[ly.w_off, ly.b_off, ly.n_in, ly.n_out]
                                     for ly in (*lay.encoder, lay.heads)], np.int64)
-        width = max(ly.n_out for ly in (*lay.encoder, lay.heads))
-        self._scratch = np.zeros(2 * width, self.dtype)
+        # its scratch: two layer outputs, made per call (no state shared between threads)
+        self._n_scratch = 2 * max(ly.n_out for ly in (*lay.encoder, lay.heads))
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
         init_params(self._params, lay, cfg.activation, rng)
@@ -173,19 +173,27 @@ class BetaVAE:
         Returns
         -------
         mu, logvar : ndarray, shape (n, n_latent) or (n_latent,)
-            A single window goes through one compiled call (:meth:`encode_into`).
+            A single window goes through one compiled call (as :meth:`encode_into`).
+
+        Notes
+        -----
+        Safe to call on one model from several threads at once (e.g. stream callbacks): every
+        call has its own scratch and outputs and only reads the parameters. Do not update
+        :attr:`params` (train, load) while other threads encode.
         """
         if (type(X) is np.ndarray and X.ndim == 1 and X.dtype == self.dtype
-                and X.flags.c_contiguous and X.shape[0] == self.config.n_input):
+                and X.flags.c_contiguous and X.shape[0] == self._n_input):
             x = X                              # fast path: the kernel checks finiteness
         else:
             X = np.asarray(X)
-            x = as_vector("x", X, self.config.n_input, self.dtype) if X.ndim == 1 else None
-        if x is not None:
-            L = self.config.n_latent
+            x = as_vector("x", X, self._n_input, self.dtype) if X.ndim == 1 else None
+        if x is not None:                      # one window: one compiled call, safe from threads
+            L = self._n_latent
             mu = np.empty(L, self.dtype)
             logvar = np.empty(L, self.dtype)
-            self.encode_into(x, mu, logvar)
+            if encode_one_local(mu, logvar, x, self._params, self._enc_table, self._act,
+                                self._n_scratch):
+                self._encode_into_error(x, mu, logvar)
             return mu, logvar
         X = as_rows("X", X, self.config.n_input, self.dtype)
         H = self._encoder_rows(X)
@@ -208,9 +216,13 @@ class BetaVAE:
 
         Notes
         -----
-        One compiled call over the flat parameter buffer (layer offsets in a small int64 table).
-        It uses a scratch buffer owned by the model: do not call it on the same model from
-        several threads at once.
+        One compiled call over the flat parameter buffer (layer offsets in a small int64 table);
+        its scratch memory is made per call, nothing of the model is written.
+
+        Contract: ``mu_out`` and ``logvar_out`` are owned by the caller, and they are the only
+        memory written. Several threads may call this on one model at once provided each uses
+        its own output arrays (an output pair shared between concurrent calls gives torn
+        results). ``x`` is only read.
         """
         dt = self.dtype
         if (type(x) is not np.ndarray or type(mu_out) is not np.ndarray
@@ -220,9 +232,8 @@ class BetaVAE:
                 or (logvar_out.dtype is not dt and logvar_out.dtype != dt)
                 or x.ndim != 1 or mu_out.ndim != 1 or logvar_out.ndim != 1):
             self._encode_into_error(x, mu_out, logvar_out)
-        code = encode_one(mu_out, logvar_out, self._scratch, x, self._params, self._enc_table,
-                          self._act)
-        if code:
+        if encode_one_local(mu_out, logvar_out, x, self._params, self._enc_table, self._act,
+                            self._n_scratch):
             self._encode_into_error(x, mu_out, logvar_out)
 
     def _encode_into_error(self, x, mu_out, logvar_out) -> None:
