@@ -20,6 +20,8 @@ from ..exceptions import ConfigError, DataError, InputError
 from .frame import OHLCV, index_to_ms, validate_candles
 from .intervals import INTERVALS, interval_ms, normalize_interval, to_ms
 
+_F64 = np.dtype(np.float64)
+
 #: From this many windows on, :meth:`Windower.transform` writes rows on every core.
 PARALLEL_WINDOWS = 100_000
 
@@ -382,8 +384,8 @@ class Windower:
         Parameters
         ----------
         values : ndarray, shape (n_features,)
-            Real numbers; float64 C-contiguous is used as is, other real dtypes and layouts are
-            converted (exactly for float32 and integers up to 2**53).
+            Real numbers; a float64 array is used as is, other real dtypes are converted
+            (exactly for float32 and integers up to 2**53).
 
         Returns
         -------
@@ -395,9 +397,8 @@ class Windower:
             Another number of values, values that are not real numbers, or a non-finite value;
             nothing is pushed then.
         """
-        if not (type(values) is np.ndarray and values.dtype == np.float64 and values.ndim == 1
-                and values.flags.c_contiguous):
-            values = self._as_values(values)
+        if type(values) is not np.ndarray or values.dtype is not _F64 or values.ndim != 1:
+            values = self._as_values(values)       # the kernel checks length and finiteness
         out = np.empty(self.window * self._ring.shape[1], dtype=np.float32)
         code = _k.push_candle(out, self._ring, values, self._state, self._group)
         if code > 0:
