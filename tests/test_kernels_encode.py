@@ -14,6 +14,10 @@ from naive import ref_vae_forward
 ACTS = ["relu", "tanh", "elu", "leaky_relu"]
 
 
+def _scratch(model):
+    return np.zeros(model._n_scratch, model.dtype)
+
+
 @given(n_input=st.integers(1, 23), hidden=st.lists(st.integers(1, 13), max_size=3),
        n_latent=st.integers(1, 5), act=st.sampled_from(ACTS),
        dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**31))
@@ -26,7 +30,7 @@ def test_encode_one_matches_naive_forward(n_input, hidden, n_latent, act, dtype,
     x = rng.normal(size=n_input).astype(dtype)
     x0, p0 = x.copy(), model.params.copy()
     mu, logvar = np.empty(n_latent, dtype), np.empty(n_latent, dtype)
-    code = encode_one(mu, logvar, model._scratch, x, model.params, model._enc_table, model._act)
+    code = encode_one(mu, logvar, _scratch(model), x, model.params, model._enc_table, model._act)
     assert code == 0
     named = {k: v.astype(np.float64) for k, v in model.named_parameters().items()}
     f = ref_vae_forward(named, x[None, :].astype(np.float64), np.zeros((1, n_latent)), act,
@@ -45,7 +49,7 @@ def test_encode_one_reports_non_finite_input_and_writes_nothing(bad):
     x[3] = bad
     mu = np.full(2, 7.0, np.float32)
     lv = np.full(2, 7.0, np.float32)
-    assert encode_one(mu, lv, model._scratch, x, model.params, model._enc_table, model._act) == 1
+    assert encode_one(mu, lv, _scratch(model), x, model.params, model._enc_table, model._act) == 1
     assert np.all(mu == 7.0) and np.all(lv == 7.0)
 
 
@@ -53,9 +57,19 @@ def test_encode_one_reports_size_mismatch():
     model = bv.BetaVAE(bv.VAEConfig(n_input=6, hidden=(4,), n_latent=2))
     mu = np.empty(2, np.float32)
     lv = np.empty(2, np.float32)
-    code = encode_one(mu, lv, model._scratch, np.ones(5, np.float32), model.params,
+    code = encode_one(mu, lv, _scratch(model), np.ones(5, np.float32), model.params,
                       model._enc_table, model._act)
     assert code == 2
-    code = encode_one(np.empty(3, np.float32), np.empty(3, np.float32), model._scratch,
+    code = encode_one(np.empty(3, np.float32), np.empty(3, np.float32), _scratch(model),
                       np.ones(6, np.float32), model.params, model._enc_table, model._act)
     assert code == 2
+
+
+def test_encode_one_refuses_a_scratch_shorter_than_two_layer_outputs():
+    model = bv.BetaVAE(bv.VAEConfig(n_input=6, hidden=(9,), n_latent=2))
+    mu = np.full(2, 7.0, np.float32)
+    lv = np.full(2, 7.0, np.float32)
+    short = np.zeros(model._n_scratch - 1, np.float32)
+    code = encode_one(mu, lv, short, np.ones(6, np.float32), model.params, model._enc_table,
+                      model._act)
+    assert code == 2 and np.all(mu == 7.0) and np.all(lv == 7.0)

@@ -222,3 +222,38 @@ def test_compiled_forward_train_refuses_arrays_it_would_misread():
                            (X, eps[:, ::-1])):
         with pytest.raises(bv.InputError, match="C-contiguous float32 X and eps"):
             model.forward_train(ws, bad_X, bad_eps)
+
+
+def _gemm_types(A, B, C, iw):
+    """Compile a fresh caller of gemm for these argument types (typing errors surface here)."""
+    @njit
+    def call(A, B, C, iw):
+        G.gemm(G.NO_TRANS, G.NO_TRANS, 2, 2, 2, A, 0, 2, B, 0, 2, C, 0, 2, iw)
+    call(A, B, C, iw)
+
+
+@pytest.mark.parametrize("which", ["A", "B", "C"])
+def test_gemm_refuses_mixed_dtypes_at_compile_time(which):
+    from numba.core.errors import TypingError
+    bufs = {k: np.zeros(4, np.float64) for k in "ABC"}
+    bufs[which] = np.zeros(4, np.float32)
+    with pytest.raises(TypingError, match="gemm needs A, B and C of one dtype"):
+        _gemm_types(bufs["A"], bufs["B"], bufs["C"], engine.blas_int_type()(0))
+
+
+@pytest.mark.parametrize("which", ["A", "B", "C"])
+def test_gemm_refuses_non_contiguous_buffers_at_compile_time(which):
+    from numba.core.errors import TypingError
+    bufs = {k: np.zeros(4, np.float64) for k in "ABC"}
+    bufs[which] = np.zeros(8, np.float64)[::2]
+    with pytest.raises(TypingError, match="C-contiguous"):
+        _gemm_types(bufs["A"], bufs["B"], bufs["C"], engine.blas_int_type()(0))
+
+
+def test_gemm_refuses_integer_buffers_and_a_float_width_argument():
+    from numba.core.errors import TypingError
+    f, i = np.zeros(4, np.float64), np.zeros(4, np.int64)
+    with pytest.raises(TypingError, match="float32 or float64"):
+        _gemm_types(i, i, i, engine.blas_int_type()(0))
+    with pytest.raises(TypingError, match="iw"):
+        _gemm_types(f, f, f, 0.0)

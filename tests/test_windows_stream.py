@@ -116,3 +116,71 @@ def test_push_on_sample_equals_transform_tail():
     w = Windower()
     S, _ = stream(w, df, how="array")
     np.testing.assert_array_equal(S, w.transform(df))
+
+
+# -- push/push_array validate what the compiled ring update would read -------------------------
+def _full_ring(w):
+    """A windower whose ring is full, so every valid push returns a window."""
+    df = candles(w.lookback + 2, seed=21)
+    vals = df[list(w.features)].to_numpy()
+    for row in vals:
+        w.push_array(np.ascontiguousarray(row))
+    return vals
+
+
+@pytest.mark.parametrize("n", [0, 2, 4, 6, 50])
+def test_push_array_refuses_another_number_of_values(n):
+    w = Windower(window=4, lookback=10)
+    _full_ring(w)
+    state = w._state.copy()
+    with pytest.raises(InputError, match=f"has {n} values, need 5"):
+        w.push_array(np.ones(n))
+    np.testing.assert_array_equal(w._state, state)   # nothing was pushed
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_push_array_refuses_non_finite_values_and_pushes_nothing(bad):
+    w = Windower(window=4, lookback=10)
+    vals = _full_ring(w)
+    ring, state = w._ring.copy(), w._state.copy()
+    row = vals[-1].copy()
+    row[2] = bad
+    with pytest.raises(InputError, match="finite"):
+        w.push_array(row)
+    np.testing.assert_array_equal(w._ring, ring)
+    np.testing.assert_array_equal(w._state, state)
+
+
+def test_push_array_converts_other_real_dtypes_and_layouts_exactly():
+    df = candles(30, seed=22)
+    vals = df[list(OHLCV)].to_numpy()
+    a, b = Windower(window=4, lookback=10), Windower(window=4, lookback=10)
+    for row in vals:
+        ref = a.push_array(np.ascontiguousarray(row))
+        strided = np.repeat(row, 2)[::2]                # non-contiguous float64 view
+        got = b.push_array(strided)
+        assert (ref is None) == (got is None)
+        if ref is not None:
+            np.testing.assert_array_equal(got, ref)
+    w = Windower(window=2, lookback=2, features=("close", "volume"))
+    w.push_array(np.array([5, 7], np.int64))
+    out = w.push_array(np.array([6.0, 8.0], np.float32))
+    assert out is not None and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("bad", [np.array(["1", "2", "3", "4", "5"]), np.ones(5, complex),
+                                 np.ones((5, 1)), [1.0, 2.0, 3.0, 4.0, "x"]])
+def test_push_array_refuses_non_real_or_misshaped_input(bad):
+    w = Windower(window=4, lookback=10)
+    with pytest.raises(InputError):
+        w.push_array(bad)
+
+
+@pytest.mark.parametrize("candle", [[1.0, 2.0, "abc", 4.0, 5.0], [1.0, None, 3.0, 4.0, 5.0],
+                                    {"open": 1.0, "high": 2.0, "low": "x", "close": 1.0,
+                                     "volume": 3.0},
+                                    [1.0, 2.0, 1j, 4.0, 5.0]])
+def test_push_refuses_values_that_are_not_real_numbers(candle):
+    w = Windower(window=4, lookback=10)
+    with pytest.raises(InputError, match="real numbers"):
+        w.push(candle)

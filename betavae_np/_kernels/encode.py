@@ -4,6 +4,10 @@ The layer layout comes as a small int64 table ``layers`` of shape (n_layers, 4) 
 ``(W offset, b offset, n_in, n_out)`` into the flat parameter buffer; the last row is the fused
 heads layer ``[W_mu | W_logvar]`` (n_in, 2L). Loops run the contiguous output index innermost
 (``y[j] += x[i] * W[i, j]``) so LLVM vectorises them.
+
+:func:`encode_one` works in a scratch buffer it is given; :func:`encode_one_local` allocates that
+buffer for each call, so concurrent calls (the kernels release the GIL) share no memory but the
+read-only parameters. The allocation costs less than the timing noise of a ~3 us call.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from numba import njit
 
 from ..config import JIT_SERIAL
 
-__all__ = ["encode_one"]
+__all__ = ["encode_one", "encode_one_local"]
 
 
 @njit(**JIT_SERIAL)
 def encode_one(mu, logvar, scratch, x, params, layers, act):  # pragma: no cover - compiled
-    """Encode one window; returns 0, or 1 when ``x`` has a non-finite value, 2 on a size mismatch.
+    """Encode one window; returns 0, or 1 when ``x`` has a non-finite value, 2 on a size mismatch
+    (of ``x``, the outputs, or a scratch shorter than twice the widest layer).
 
     Nothing is written unless the return value is 0.
 
@@ -36,9 +41,12 @@ def encode_one(mu, logvar, scratch, x, params, layers, act):  # pragma: no cover
     if not np.isfinite(chk):
         return 1
     n_layers = layers.shape[0]
+    half = scratch.shape[0] // 2
+    for k in range(n_layers):
+        if layers[k, 3] > half:
+            return 2
     zero = scratch.dtype.type(0.0)
     slope = scratch.dtype.type(0.01)
-    half = scratch.shape[0] // 2
     src = scratch[:half]       # input of the current layer (x for the first)
     dst = scratch[half:]
     n_in = n0
@@ -91,3 +99,13 @@ def encode_one(mu, logvar, scratch, x, params, layers, act):  # pragma: no cover
         mu[j] = src[j]
         logvar[j] = src[L + j]
     return 0
+
+
+@njit(**JIT_SERIAL)
+def encode_one_local(mu, logvar, x, params, layers, act, n_scratch):  # pragma: no cover - compiled
+    """:func:`encode_one` with a scratch buffer of ``n_scratch`` elements made for this call.
+
+    Safe to run from several threads at once as long as each call has its own ``mu``/``logvar``.
+    """
+    scratch = np.empty(n_scratch, mu.dtype)
+    return encode_one(mu, logvar, scratch, x, params, layers, act)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
 __all__ = ["bind", "gemm", "ptr_at", "ROW_MAJOR", "NO_TRANS", "TRANS", "SYMBOLS"]
@@ -103,7 +104,8 @@ def gemm(ta, tb, M, N, K, A, a_off, lda, B, b_off, ldb, C, c_off, ldc, iw):
     M, N, K : int
         ``op(A)`` is (M, K), ``op(B)`` (K, N), C (M, N).
     A, B, C : ndarray, C-contiguous, all float32 or all float64
-        Buffers; the matrices start at element offsets ``a_off``, ``b_off``, ``c_off``.
+        Buffers; the matrices start at element offsets ``a_off``, ``b_off``, ``c_off``. Other
+        dtypes, mixed dtypes or strided layouts are a ``TypingError`` at compile time.
     lda, ldb, ldc : int
         Row strides (elements) of the stored A, B, C.
     iw : np.int32 or np.int64
@@ -112,14 +114,39 @@ def gemm(ta, tb, M, N, K, A, a_off, lda, B, b_off, ldb, C, c_off, ldc, iw):
     raise NotImplementedError("gemm is only callable from compiled kernels")
 
 
+def _check_types(A, B, C, iw, ints) -> tuple[str, int]:
+    """The (dtype, integer bits) of a gemm call, or a TypingError that says what is wrong.
+
+    BLAS reads A and B and writes C through raw pointers with C's element type: buffers of
+    another dtype or a strided layout would be misread, so they are refused at compile time.
+    """
+    for name, a in (("A", A), ("B", B), ("C", C)):
+        if not isinstance(a, types.Array):
+            raise TypingError(f"gemm needs arrays for A, B and C, got {name} of type {a}.")
+        if a.layout != "C":
+            raise TypingError(f"gemm needs C-contiguous A, B and C (it passes raw pointers), "
+                              f"got {name} with layout {a.layout!r}; pass a contiguous buffer "
+                              f"and an offset.")
+    dtype = str(C.dtype)
+    if dtype not in ("float32", "float64"):
+        raise TypingError(f"gemm needs float32 or float64 buffers, got {dtype}.")
+    if not (A.dtype == B.dtype == C.dtype):
+        raise TypingError(f"gemm needs A, B and C of one dtype, got {A.dtype}, {B.dtype} and "
+                          f"{C.dtype}.")
+    if not isinstance(iw, types.Integer) or iw.bitwidth not in (32, 64):
+        raise TypingError(f"gemm's iw must be np.int32(0) or np.int64(0) (it selects the BLAS "
+                          f"integer width), got {iw}.")
+    for name, t in ints:
+        if not isinstance(t, types.Integer):
+            raise TypingError(f"gemm's {name} must be an integer, got {t}.")
+    return dtype, iw.bitwidth
+
+
 @overload(gemm)
 def _gemm_overload(ta, tb, M, N, K, A, a_off, lda, B, b_off, ldb, C, c_off, ldc, iw):
-    if not isinstance(C, types.Array) or not isinstance(iw, types.Integer):
-        return None
-    dtype = str(C.dtype)
-    bits = iw.bitwidth
-    if (dtype, bits) not in _EXTERNAL:
-        return None
+    ints = (("ta", ta), ("tb", tb), ("M", M), ("N", N), ("K", K), ("a_off", a_off),
+            ("lda", lda), ("b_off", b_off), ("ldb", ldb), ("c_off", c_off), ("ldc", ldc))
+    dtype, bits = _check_types(A, B, C, iw, ints)
     fn = _EXTERNAL[(dtype, bits)]
     ity = np.int32 if bits == 32 else np.int64
     fty = np.float32 if dtype == "float32" else np.float64

@@ -181,8 +181,16 @@ def push_candle(out, ring, values, state, group):
     out (window*F,) float32 receives the window ending at this candle when the ring is full.
     ring (lookback, F) float64; values (F,) raw (volume not yet log1p-ed);
     state int64 [pos, count, window, lookback, vol_col, log_volume, none, G]: pos is the next slot,
-    count the candles held (capped at lookback). Returns True when ``out`` was written.
+    count the candles held (capped at lookback). Returns 1 when ``out`` was written, 0 when the
+    ring is not full yet, -1 when ``values`` does not hold F values, -2 when one is not finite
+    (then nothing is written).
     """
+    F = ring.shape[1]
+    if values.shape[0] != F or group.shape[0] != F or out.shape[0] != state[2] * F:
+        return -1
+    for f in range(F):
+        if not np.isfinite(values[f]):
+            return -2
     pos = state[0]
     count = state[1]
     window = state[2]
@@ -190,7 +198,6 @@ def push_candle(out, ring, values, state, group):
     vol_col = state[4]
     log_volume = state[5]
     none = state[6]
-    F = ring.shape[1]
     for f in range(F):
         x = values[f]
         if f == vol_col and log_volume != 0:
@@ -205,7 +212,7 @@ def push_candle(out, ring, values, state, group):
     state[1] = count
     need = window if none != 0 else L
     if count < need:
-        return False
+        return 0
     # scales over the whole ring (= the lookback candles ending now); 2 groups at most
     lo0 = np.inf
     hi0 = -np.inf
@@ -239,4 +246,4 @@ def push_candle(out, ring, values, state, group):
             else:
                 v = _scale_value(ring[i, f], a1, b1, c1, d1, e1)
             out[k * F + f] = np.float32(v)
-    return True
+    return 1

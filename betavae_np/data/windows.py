@@ -20,6 +20,8 @@ from ..exceptions import ConfigError, DataError, InputError
 from .frame import OHLCV, index_to_ms, validate_candles
 from .intervals import INTERVALS, interval_ms, normalize_interval, to_ms
 
+_F64 = np.dtype(np.float64)
+
 #: From this many windows on, :meth:`Windower.transform` writes rows on every core.
 PARALLEL_WINDOWS = 100_000
 
@@ -377,14 +379,59 @@ class Windower:
         self._last_close = None
 
     def push_array(self, values: np.ndarray):
-        """Fast path of :meth:`push`: ``values`` float64 C-contiguous (n_features,) in feature order.
+        """Fast path of :meth:`push`: ``values`` (n_features,) in feature order, no gap detection.
 
-        No validation and no gap detection. Returns the window (n_input,) float32 or None.
+        Parameters
+        ----------
+        values : ndarray, shape (n_features,)
+            Real numbers; a float64 array is used as is, other real dtypes are converted
+            (exactly for float32 and integers up to 2**53).
+
+        Returns
+        -------
+        ndarray of float32, shape (n_input,), or None
+
+        Raises
+        ------
+        InputError
+            Another number of values, values that are not real numbers, or a non-finite value;
+            nothing is pushed then.
         """
+        if type(values) is not np.ndarray or values.dtype is not _F64 or values.ndim != 1:
+            values = self._as_values(values)       # the kernel checks length and finiteness
         out = np.empty(self.window * self._ring.shape[1], dtype=np.float32)
-        if _k.push_candle(out, self._ring, values, self._state, self._group):
+        code = _k.push_candle(out, self._ring, values, self._state, self._group)
+        if code > 0:
             return out
-        return None
+        if code == 0:
+            return None
+        if code == -1:
+            raise InputError(f"candle has {values.shape[0]} values, need {len(self.features)} "
+                             f"({', '.join(self.features)})")
+        raise InputError("candle values must be finite")
+
+    def _as_values(self, candle, flatten: bool = False) -> np.ndarray:
+        """``candle`` as a C-contiguous float64 (n,) array, or InputError (text is not parsed)."""
+        try:
+            a = np.asarray(candle)
+        except (TypeError, ValueError):          # ragged nesting
+            raise InputError("candle values must be real numbers") from None
+        if flatten:
+            a = a.reshape(-1)
+        if a.dtype.kind not in "biufO":
+            raise InputError(f"candle values must be real numbers, got dtype {a.dtype}")
+        try:
+            if a.dtype.kind == "O":              # Decimal, Python numbers; never None or text
+                if any(v is None or isinstance(v, (str, bytes)) for v in a.flat):
+                    raise TypeError
+                a = np.array([float(v) for v in a.flat]).reshape(a.shape)
+            a = np.ascontiguousarray(a, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError("candle values must be real numbers") from None
+        if a.ndim != 1:
+            raise InputError(f"candle must be one row of {len(self.features)} values, got shape "
+                             f"{a.shape}")
+        return a
 
     def push(self, candle):
         """Add one closed candle; return the window ending at it once the lookback is full.
@@ -410,15 +457,16 @@ class Windower:
         ot = None
         if isinstance(candle, (Mapping, pd.Series)):
             try:
-                values = np.array([candle[f] for f in self.features], dtype=np.float64)
+                values = [candle[f] for f in self.features]
             except KeyError as exc:
                 raise InputError(f"candle lacks feature {exc.args[0]!r}; give {', '.join(self.features)}") from None
+            values = self._as_values(values)
             ot = candle.get("open_time")
             if ot is None and isinstance(candle, pd.Series) and isinstance(candle.name, _dt.datetime):
                 ot = candle.name
             close = candle.get("close")
         else:
-            values = np.array(candle, dtype=np.float64).reshape(-1)
+            values = self._as_values(candle, flatten=True)
             if values.size != len(self.features):
                 raise InputError(f"candle has {values.size} values, need {len(self.features)} "
                                  f"({', '.join(self.features)})")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._blas import blas_threads, threads_for_batch
 from .._kernels.dense import act_backward_bias, bias_act, col_sum
-from .._kernels.encode import encode_one
+from .._kernels.encode import encode_one_local
 from .._kernels.step import (backward_chunks, backward_chunks_seq, forward_chunks,
                              forward_chunks_seq, n_chunks_for)
 from .._kernels.vae import heads_backward, heads_forward, recon_forward
@@ -106,6 +106,8 @@ class BetaVAE:
         self.metadata: dict[str, Any] = {}
         layers = (*lay.encoder, lay.heads, *lay.decoder, lay.out)
         self._n_enc = len(lay.encoder)
+        self._n_input = cfg.n_input
+        self._n_latent = cfg.n_latent
         self._layers = [layer_views(self._params, ly) for ly in layers]   # (W, b) per layer
         self._glayers = [layer_views(self._grads, ly) for ly in layers]   # (dW, db) per layer
         self._named = named_views(self._params, lay)
@@ -113,8 +115,8 @@ class BetaVAE:
         # single-window encode: (W offset, b offset, n_in, n_out) of encoder layers + heads
         self._enc_table = np.array([[ly.w_off, ly.b_off, ly.n_in, ly.n_out]
                                     for ly in (*lay.encoder, lay.heads)], np.int64)
-        width = max(ly.n_out for ly in (*lay.encoder, lay.heads))
-        self._scratch = np.zeros(2 * width, self.dtype)
+        # its scratch: two layer outputs, made per call (no state shared between threads)
+        self._n_scratch = 2 * max(ly.n_out for ly in (*lay.encoder, lay.heads))
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
         init_params(self._params, lay, cfg.activation, rng)
@@ -171,19 +173,27 @@ class BetaVAE:
         Returns
         -------
         mu, logvar : ndarray, shape (n, n_latent) or (n_latent,)
-            A single window goes through one compiled call (:meth:`encode_into`).
+            A single window goes through one compiled call (as :meth:`encode_into`).
+
+        Notes
+        -----
+        Safe to call on one model from several threads at once (e.g. stream callbacks): every
+        call has its own scratch and outputs and only reads the parameters. Do not update
+        :attr:`params` (train, load) while other threads encode.
         """
         if (type(X) is np.ndarray and X.ndim == 1 and X.dtype == self.dtype
-                and X.flags.c_contiguous and X.shape[0] == self.config.n_input):
+                and X.flags.c_contiguous and X.shape[0] == self._n_input):
             x = X                              # fast path: the kernel checks finiteness
         else:
             X = np.asarray(X)
-            x = as_vector("x", X, self.config.n_input, self.dtype) if X.ndim == 1 else None
-        if x is not None:
-            L = self.config.n_latent
+            x = as_vector("x", X, self._n_input, self.dtype) if X.ndim == 1 else None
+        if x is not None:                      # one window: one compiled call, safe from threads
+            L = self._n_latent
             mu = np.empty(L, self.dtype)
             logvar = np.empty(L, self.dtype)
-            self.encode_into(x, mu, logvar)
+            if encode_one_local(mu, logvar, x, self._params, self._enc_table, self._act,
+                                self._n_scratch):
+                self._encode_into_error(x, mu, logvar)
             return mu, logvar
         X = as_rows("X", X, self.config.n_input, self.dtype)
         H = self._encoder_rows(X)
@@ -206,9 +216,13 @@ class BetaVAE:
 
         Notes
         -----
-        One compiled call over the flat parameter buffer (layer offsets in a small int64 table).
-        It uses a scratch buffer owned by the model: do not call it on the same model from
-        several threads at once.
+        One compiled call over the flat parameter buffer (layer offsets in a small int64 table);
+        its scratch memory is made per call, nothing of the model is written.
+
+        Contract: ``mu_out`` and ``logvar_out`` are owned by the caller, and they are the only
+        memory written. Several threads may call this on one model at once provided each uses
+        its own output arrays (an output pair shared between concurrent calls gives torn
+        results). ``x`` is only read.
         """
         dt = self.dtype
         if (type(x) is not np.ndarray or type(mu_out) is not np.ndarray
@@ -218,9 +232,8 @@ class BetaVAE:
                 or (logvar_out.dtype is not dt and logvar_out.dtype != dt)
                 or x.ndim != 1 or mu_out.ndim != 1 or logvar_out.ndim != 1):
             self._encode_into_error(x, mu_out, logvar_out)
-        code = encode_one(mu_out, logvar_out, self._scratch, x, self._params, self._enc_table,
-                          self._act)
-        if code:
+        if encode_one_local(mu_out, logvar_out, x, self._params, self._enc_table, self._act,
+                            self._n_scratch):
             self._encode_into_error(x, mu_out, logvar_out)
 
     def _encode_into_error(self, x, mu_out, logvar_out) -> None:
@@ -276,23 +289,39 @@ class BetaVAE:
         return Workspace(self._layout, int(batch_size), self.dtype, engine)
 
     def forward_train(self, ws: Workspace, X: np.ndarray, eps: np.ndarray) -> tuple[float, float]:
-        """Forward pass of one minibatch (no validation, no allocation).
+        """Forward pass of one minibatch (O(1) argument checks, no conversion, no allocation).
 
         Parameters
         ----------
         ws : Workspace
-            From :meth:`workspace`, capacity >= B.
-        X : ndarray, shape (B, n_input), model dtype, C-contiguous
-        eps : ndarray, shape (B, n_latent), model dtype, C-contiguous; standard normal noise.
+            From this model's :meth:`workspace`, capacity >= B.
+        X : ndarray, shape (B, n_input), 1 <= B <= ws.capacity
+            Model dtype and C-contiguous on the compiled engine.
+        eps : ndarray, shape (B, n_latent)
+            Standard normal noise; model dtype and C-contiguous on the compiled engine.
 
         Returns
         -------
         recon, kl : float
             Batch means; ``ws.kl_per_dim`` (n_latent,) float64 is filled. ``X`` and ``eps`` are
             referenced (not copied) until :meth:`backward_train`.
+
+        Raises
+        ------
+        InputError
+            Another model's workspace, wrong shapes, a batch above the workspace capacity, or
+            (compiled engine) another dtype or layout. Values are not checked (no O(n) work).
         """
-        ws.last_X = X
-        ws.last_eps = eps
+        # the kernels read X, eps and the workspace through raw pointers or unchecked indexing:
+        # every shape they rely on is checked here, in O(1)
+        if (not isinstance(ws, Workspace) or ws.layout is not self._layout
+                or not isinstance(X, np.ndarray) or not isinstance(eps, np.ndarray)
+                or X.ndim != 2 or eps.ndim != 2):
+            self._train_args_error(ws, X, eps)
+        B, n_in = X.shape
+        if (n_in != self._n_input or eps.shape[0] != B or eps.shape[1] != self._n_latent
+                or B < 1 or B > ws.capacity):
+            self._train_args_error(ws, X, eps)
         if ws.engine == "compiled":
             # compiled code reads these through raw pointers: never hand it another layout
             dt = self.dtype
@@ -300,7 +329,9 @@ class BetaVAE:
                     and eps.flags.c_contiguous):
                 raise InputError(f"forward_train needs C-contiguous {dt.name} X and eps, got "
                                  f"{X.dtype} and {eps.dtype}; convert with np.ascontiguousarray(a, dtype).")
-            n = ws.last_chunks = n_chunks_for(X.shape[0])
+            ws.last_X = X
+            ws.last_eps = eps
+            n = ws.last_chunks = n_chunks_for(B)
             parallel = n > 1 and engine.parallel_chunks()
             fwd = forward_chunks if parallel else forward_chunks_seq
             out = fwd(self._params, ws.tab, self._n_enc, self._act, X, eps, ws.acts, ws.zs,
@@ -308,7 +339,9 @@ class BetaVAE:
             if parallel:
                 engine.note_parallel_call()
             return out
-        p = ws.plan(X.shape[0])
+        ws.last_X = X
+        ws.last_eps = eps
+        p = ws.plan(B)
         act = self._act
         layers = self._layers
         outs = p.outs
@@ -339,6 +372,28 @@ class BetaVAE:
         ws.last_plan = p
         return recon, kl
 
+    def _train_args_error(self, ws, X, eps) -> None:
+        """Raise the InputError that names what :meth:`forward_train` cannot take."""
+        if not isinstance(ws, Workspace):
+            raise InputError(f"ws must be a Workspace from model.workspace(batch_size), got "
+                             f"{type(ws).__name__}.")
+        if ws.layout is not self._layout:
+            raise InputError("this workspace belongs to another model; make one with "
+                             "model.workspace(batch_size) on the model you train.")
+        n, L = self._n_input, self._n_latent
+        for name, a in (("X", X), ("eps", eps)):
+            if not isinstance(a, np.ndarray):
+                raise InputError(f"{name} must be a numpy array, got {type(a).__name__}.")
+        if X.ndim != 2 or X.shape[1] != n:
+            raise InputError(f"X must have shape (B, {n}), got {X.shape}.")
+        B = X.shape[0]
+        if eps.shape != (B, L):
+            raise InputError(f"eps must have shape ({B}, {L}) like X's rows, got {eps.shape}.")
+        if B < 1:
+            raise InputError("forward_train needs a batch of at least one row.")
+        raise InputError(f"a batch of {B} rows exceeds the workspace capacity {ws.capacity}; "
+                         f"make a larger one with model.workspace({B}).")
+
     def backward_train(self, ws: Workspace, beta: float) -> None:
         """Overwrite :attr:`grads` with d(mean recon + beta * mean kl)/dparams of the last batch.
 
@@ -355,6 +410,10 @@ class BetaVAE:
         Per dense layer (numpy-ml form): ``dZ = dA * act'(Z)``, ``dW = X.T @ dZ``,
         ``db = dZ.sum(0)``, ``dX = dZ @ W.T``; see :mod:`betavae_np._kernels.vae` for the heads.
         """
+        if not isinstance(ws, Workspace) or ws.layout is not self._layout or ws.last_X is None:
+            if isinstance(ws, Workspace) and ws.layout is self._layout:
+                raise InputError("backward_train needs a forward_train on this workspace first.")
+            self._train_args_error(ws, None, None)
         if ws.engine == "compiled":
             self._backward_compiled(ws, beta, self._grads)
         else:

@@ -73,6 +73,9 @@ class Workspace:
         Largest batch size.
     engine : str
         ``"compiled"`` or ``"numpy"``.
+    layout : Layout
+        The layout it was made for; the model whose layout this is (by identity) owns it, and
+        ``forward_train``/``backward_train`` refuse it on any other model.
     kl_per_dim : ndarray, shape (n_latent,), float64
         Batch-mean KL per latent dimension of the last ``forward_train``.
 
@@ -85,6 +88,7 @@ class Workspace:
     def __init__(self, layout: Layout, capacity: int, dtype: np.dtype, engine_name: str = "auto"):
         self.capacity = capacity
         self.dtype = dtype
+        self.layout = layout        # identifies the owning model (each model has its own)
         self.engine = engine.resolve(engine_name)
         layers = (*layout.encoder, layout.heads, *layout.decoder, layout.out)
         L = layout.n_latent
