@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,12 @@ if "mix_stderr" in inspect.signature(_runner_init).parameters:
         _runner_init(self, *args, mix_stderr=mix_stderr, **kwargs)
 
     CliRunner.__init__ = _separate_stderr
+
+# A run started in the background by a non-interactive shell (as CI may be) inherits SIGINT
+# ignored, and so would every CLI process a test starts (Python keeps an ignored SIGINT): give
+# the session Python's own handler back, so that tests sending Ctrl-C see what a terminal gives.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: ``../shared`` beside the checkout (absent on a user's machine).
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
