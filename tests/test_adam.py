@@ -108,17 +108,3 @@ def test_adam_state_dict_round_trip_continues_identically():
         b.step(pb, x)
     np.testing.assert_array_equal(pa, pb)
 
-
-def test_adam_matches_torch_adamw():
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(2)
-    p0 = rng.normal(size=30)
-    grads = [rng.normal(size=30) for _ in range(5)]
-    tp = torch.tensor(p0.copy(), requires_grad=True)
-    topt = torch.optim.AdamW([tp], lr=0.01, weight_decay=0.1)
-    p, opt = p0.copy(), bv.Adam(lr=0.01, weight_decay=0.1)
-    for g in grads:
-        tp.grad = torch.tensor(g)
-        topt.step()
-        opt.step(p, g)
-    np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-12, atol=1e-12)

@@ -154,8 +154,16 @@ def test_evaluate_reports_baseline_and_collapse():
     xhat = m.reconstruct(X)
     assert rep.recon == pytest.approx(((X - xhat) ** 2).sum(1).mean(), rel=1e-9)
     assert rep.baseline == pytest.approx(((X - X.mean(0)) ** 2).sum(1).mean(), rel=1e-9)
-    assert rep.r2 == pytest.approx(1 - rep.recon / rep.baseline)
-    assert rep.r2 < 0 and any("worse than predicting the mean" in w for w in rep.warnings)
+    # R^2 from the windows themselves, not from the report's own recon/baseline fields
+    r2 = 1 - ((X - xhat) ** 2).sum() / ((X - X.mean(0)) ** 2).sum()
+    assert r2 < 0 and rep.r2 == pytest.approx(r2, rel=1e-9)
+    assert any("worse than predicting the mean" in w for w in rep.warnings)
+    # a model that reconstructs better than the mean: R^2 in (0, 1], no such warning
+    Y = xhat + 0.01 * (X - xhat)
+    rep2 = bv.evaluate(m, Y, train_mean=X.mean(0))
+    r2_y = 1 - ((Y - m.reconstruct(Y)) ** 2).sum() / ((Y - X.mean(0)) ** 2).sum()
+    assert 0 < r2_y <= 1 and rep2.r2 == pytest.approx(r2_y, rel=1e-9)
+    assert not any("worse than predicting the mean" in w for w in rep2.warnings)
     dead = _model(n_latent=2)
     for v in dead.named_parameters().values():
         v[...] = 0.0
