@@ -15,6 +15,7 @@ _EXPORTS = {
     "afetch_klines": ".fetch",
     "fetch_universe": ".fetch",
     "afetch_universe": ".fetch",
+    "top_symbols": ".fetch",
     "CandleCache": ".cache",
     "normalize_interval": ".intervals",
     "interval_ms": ".intervals",
