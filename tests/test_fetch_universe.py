@@ -85,8 +85,9 @@ def test_fetch_universe_bounds_concurrency_and_paces_with_one_bucket(srv, tmp_pa
     t = np.sort([e["t"] for e in srv.log])
     assert t.size == 5 * -(-N // 200)
     # token bucket, seen by the server: any m consecutive requests span at least (m - burst) / rate s
+    # (50 ms of slack: arrival stamps are taken by a server thread that shares the interpreter)
     for m in range(burst + 1, t.size + 1):
-        assert (t[m - 1:] - t[:t.size - m + 1]).min() >= (m - burst) / rate - 0.01, m
+        assert (t[m - 1:] - t[:t.size - m + 1]).min() >= (m - burst) / rate - 0.05, m
 
 
 def test_afetch_klines_uses_the_client_it_is_given(srv, tmp_path):
