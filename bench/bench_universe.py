@@ -20,7 +20,6 @@ Figures depend on the machine and on what else runs on it: quote them with the h
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import resource
 import subprocess
