@@ -110,3 +110,8 @@ def test_cli_fetch_empty_symbols_file_is_exit_2(srv, tmp_path):
     f.write_text("# nothing\n")
     r = run("fetch", "--symbols-file", f, "--base-url", srv.url)
     assert r.exit_code == 2 and "lists no symbol" in r.stderr
+
+
+def test_cli_fetch_one_symbol_out_must_be_a_file_as_before(srv, tmp_path):
+    r = run("fetch", "BTCUSDT", "--base-url", srv.url, *RANGE, "--out", tmp_path)
+    assert r.exit_code == 2 and "is a directory" in r.stderr

@@ -48,6 +48,8 @@ def fetch(symbols, symbols_file, top, interval, category, start, end, base_url, 
     every symbol was fetched).
     """
     if len(symbols) == 1 and symbols_file is None and top is None:
+        if out is not None and os.path.isdir(out):
+            raise click.BadParameter(f"File {out!r} is a directory.", param_hint="'--out'")
         return _fetch_one(symbols[0], interval, category, start, end, base_url, cache_dir, out, no_cache,
                           include_open, as_json)
     names = list(symbols)
