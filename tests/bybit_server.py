@@ -71,11 +71,16 @@ class BybitServer:
     def __init__(self):
         self.histories: dict[tuple[str, str, str], History] = {}
         self.verbatim: dict[tuple[str, str, str], bytes] = {}
+        self.tickers: dict[str, list] = {}             # category -> result.list of /v5/market/tickers
+        self.tickers_verbatim: dict[str, bytes] = {}   # category -> a whole reply body
         self.faults: deque = deque()
         self.log: list[dict] = []
         self.now_ms: int | None = None
         self.slow_seconds = 2.0
         self.fault_skip = 0  # normal answers to give before the queued faults start
+        self.delay_seconds = 0.0  # every normal kline answer waits this long (to make requests overlap)
+        self.in_flight = 0        # kline requests being answered now, and the most seen at once
+        self.max_in_flight = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner = None
@@ -94,8 +99,32 @@ class BybitServer:
             self.faults.append((kind, kw))
 
     def windows(self) -> list[tuple[int, int]]:
-        """``(start, end)`` ms of every logged request."""
-        return [(int(e["params"]["start"]), int(e["params"]["end"])) for e in self.log]
+        """``(start, end)`` ms of every logged kline request."""
+        return [(int(e["params"]["start"]), int(e["params"]["end"])) for e in self.log if "start" in e["params"]]
+
+    def set_tickers(self, category: str, turnover: dict, *, extra: list | None = None) -> None:
+        """Serve ``/v5/market/tickers?category=...``: one entry per ``symbol -> turnover24h`` (in that
+        order), every field Bybit's v5 documentation lists for the category, as strings; ``extra``
+        entries (dicts) are appended verbatim."""
+        rows = []
+        for i, (sym, tv) in enumerate(turnover.items()):
+            last = 100.0 + i
+            common = {"symbol": sym, "lastPrice": f"{last:.2f}", "prevPrice24h": f"{last * 0.99:.2f}",
+                      "price24hPcnt": "0.010101", "highPrice24h": f"{last * 1.02:.2f}",
+                      "lowPrice24h": f"{last * 0.97:.2f}", "turnover24h": repr(float(tv)),
+                      "volume24h": repr(float(tv) / last)}
+            if category == "spot":
+                rows.append({"symbol": sym, "bid1Price": f"{last - 0.01:.2f}", "bid1Size": "2",
+                             "ask1Price": f"{last + 0.01:.2f}", "ask1Size": "1.5", **common,
+                             "usdIndexPrice": f"{last:.2f}"})
+            else:
+                rows.append({**common, "indexPrice": f"{last:.2f}", "markPrice": f"{last:.2f}",
+                             "prevPrice1h": f"{last:.2f}", "openInterest": "1000", "openInterestValue": "100000",
+                             "fundingRate": "0.0001", "nextFundingTime": "1672387200000",
+                             "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "",
+                             "deliveryTime": "0", "ask1Size": "1", "bid1Price": f"{last - 0.5:.2f}",
+                             "ask1Price": f"{last:.2f}", "bid1Size": "1"})
+        self.tickers[category] = rows + list(extra or [])
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def __enter__(self) -> "BybitServer":
@@ -112,6 +141,7 @@ class BybitServer:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_get("/v5/market/kline", self._kline)
+        app.router.add_get("/v5/market/tickers", self._tickers)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -121,6 +151,16 @@ class BybitServer:
 
     # -- the endpoint -------------------------------------------------------------------------------
     async def _kline(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay_seconds:
+                await asyncio.sleep(self.delay_seconds)
+            return await self._kline_answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _kline_answer(self, request: web.Request) -> web.StreamResponse:
         params = dict(request.query)
         entry = {"params": params, "t": time.monotonic(), "status": 200}
         self.log.append(entry)
@@ -154,6 +194,29 @@ class BybitServer:
         rows = hist.rows[lo:hi][::-1]
         body = {"retCode": 0, "retMsg": "OK",
                 "result": {"category": key[0], "symbol": key[1], "list": rows},
+                "retExtInfo": {}, "time": int(time.time() * 1000)}
+        return web.Response(text=json.dumps(body, separators=(",", ":")), content_type="application/json")
+
+    async def _tickers(self, request: web.Request) -> web.StreamResponse:
+        params = dict(request.query)
+        entry = {"params": params, "t": time.monotonic(), "status": 200, "path": "tickers"}
+        self.log.append(entry)
+        if self.faults:
+            kind, kw = self.faults.popleft()
+            resp = await self._fault(request, kind, kw)
+            if resp is not None:
+                entry["status"], entry["fault"] = resp.status, kind
+                return resp
+        category = params.get("category", "")
+        if category in self.tickers_verbatim:
+            return web.Response(body=self.tickers_verbatim[category], content_type="application/json")
+        if category not in ("spot", "linear", "inverse", "option"):
+            return web.json_response({"retCode": 10001, "retMsg": "Illegal category", "result": {},
+                                      "retExtInfo": {}, "time": int(time.time() * 1000)})
+        rows = self.tickers.get(category, [])
+        if "symbol" in params:
+            rows = [r for r in rows if r["symbol"] == params["symbol"]]
+        body = {"retCode": 0, "retMsg": "OK", "result": {"category": category, "list": rows},
                 "retExtInfo": {}, "time": int(time.time() * 1000)}
         return web.Response(text=json.dumps(body, separators=(",", ":")), content_type="application/json")
 
@@ -201,7 +264,7 @@ class BybitServer:
     async def _kline_after_fault(self, request):
         saved, self.faults = self.faults, deque()
         try:
-            resp = await self._kline(request)
+            resp = await self._kline_answer(request)
             self.log.pop()
             return resp
         finally:

@@ -13,12 +13,19 @@ _EXPORTS = {
     "BybitClient": ".bybit",
     "fetch_klines": ".fetch",
     "afetch_klines": ".fetch",
+    "fetch_universe": ".fetch",
+    "afetch_universe": ".fetch",
+    "top_symbols": ".fetch",
     "CandleCache": ".cache",
     "normalize_interval": ".intervals",
     "interval_ms": ".intervals",
     "load_sample": ".sample",
     "Windower": ".windows",
     "WindowSet": ".windows",
+    "UniverseWindowSet": ".window_set",
+    "EpochSampler": ".sampler",
+    "Universe": ".universe",
+    "load_universe": ".universe",
 }
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS)

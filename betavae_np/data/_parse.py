@@ -7,7 +7,7 @@ from itertools import chain
 
 import numpy as np
 
-__all__ = ["MalformedReply", "decode_envelope", "kline_arrays", "COLUMNS"]
+__all__ = ["MalformedReply", "decode_envelope", "kline_arrays", "ticker_table", "COLUMNS"]
 
 #: Value columns of a Bybit kline row after ``startTime``. For ``inverse`` contracts ``volume`` is
 #: counted in contracts (USD) and ``turnover`` in the base coin (BTC); for spot/linear ``volume``
@@ -85,3 +85,46 @@ def kline_arrays(env: dict) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(vals[:, :5]).all():
         raise MalformedReply("kline rows hold non-finite prices or volumes")
     return t, vals
+
+
+#: Ticker fields kept by :func:`ticker_table`, and their column names.
+TICKER_FIELDS = {"lastPrice": "last_price", "turnover24h": "turnover_24h", "volume24h": "volume_24h"}
+
+
+def ticker_table(env: dict):
+    """The tickers of a successful ``/v5/market/tickers`` envelope as a DataFrame.
+
+    Parameters
+    ----------
+    env : dict
+        Decoded envelope whose ``result.list`` is a list of objects with a ``symbol`` and string
+        fields (``lastPrice``, ``turnover24h``, ``volume24h``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``symbol`` (Bybit's order); float64 columns ``last_price turnover_24h volume_24h``,
+        NaN for an empty or absent field.
+
+    Raises
+    ------
+    MalformedReply
+        Missing ``list``, entries that are not objects with a string ``symbol``, non-numeric fields.
+    """
+    import pandas as pd
+
+    result = env.get("result")
+    rows = result.get("list") if isinstance(result, dict) else None
+    if not isinstance(rows, list):
+        raise MalformedReply("tickers reply has no result.list")
+    if not all(isinstance(r, dict) and isinstance(r.get("symbol"), str) for r in rows):
+        raise MalformedReply("tickers entries are not objects with a symbol")
+    cols = {}
+    for field, name in TICKER_FIELDS.items():
+        try:
+            cols[name] = np.array([float(r[field]) if r.get(field) not in (None, "") else np.nan for r in rows],
+                                  dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise MalformedReply(f"tickers field {field} holds a non-numeric value ({exc})") from None
+    index = pd.Index([r["symbol"] for r in rows], name="symbol", dtype=object)
+    return pd.DataFrame(cols, index=index)

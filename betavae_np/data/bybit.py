@@ -21,7 +21,7 @@ import pandas as pd
 from .._version import __version__
 from ..exceptions import (BybitBadRequestError, BybitError, BybitForbiddenError, BybitNetworkError,
                           BybitRateLimitError, BybitResponseError, BybitServerError, ConfigError)
-from ._parse import COLUMNS, MalformedReply, decode_envelope, kline_arrays
+from ._parse import COLUMNS, MalformedReply, decode_envelope, kline_arrays, ticker_table
 from .frame import find_gaps, frame_from_arrays
 from .intervals import (INTERVALS, MAINNET, TESTNET, count_candles, interval_ms, last_closed_open, ms_to_iso,
                         normalize_category, normalize_interval, normalize_symbol, resolve_base_url, to_ms)
@@ -32,6 +32,7 @@ __all__ = ["BybitClient", "MAINNET", "TESTNET", "resolve_base_url", "resolve_ran
 log = logging.getLogger(__name__)
 
 KLINE_PATH = "/v5/market/kline"
+TICKERS_PATH = "/v5/market/tickers"
 #: Most candles one kline request returns.
 MAX_LIMIT = 1000
 #: aiohttp >= 3.10 tells a connect timeout apart from a read timeout.
@@ -176,24 +177,24 @@ class BybitClient:
             self._session = None
 
     # -- one request ---------------------------------------------------------------------------
-    async def _get(self, params: dict, count: _Count) -> tuple[np.ndarray, np.ndarray]:
+    async def _get(self, params: dict, count: _Count, path: str = KLINE_PATH, parse=kline_arrays):
         if self._session is None:
             raise RuntimeError("use the client as `async with BybitClient(...) as client:`")
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.max_concurrency)
-        url = self.base_url + KLINE_PATH
+        url = self.base_url + path
         attempt = 0
         while True:
-            await self.bucket.acquire()
-            count.requests += 1
-            self.requests += 1
             budget, wait, cause = self.retries, None, None
             try:
-                async with self._sem:
+                async with self._sem:  # the token is taken just before sending: queued requests never bunch
+                    await self.bucket.acquire()
+                    count.requests += 1
+                    self.requests += 1
                     async with self._session.get(url, params=params, timeout=self.timeout) as resp:
                         status, headers = resp.status, resp.headers
                         body = await resp.read()
-                return self._interpret(status, headers, body, params)
+                return self._interpret(status, headers, body, params, path, parse)
             except _Retryable as r:
                 err, wait = r.error, r.wait
             except _CONNECT_TIMEOUT as exc:  # before TimeoutError: it is both
@@ -231,8 +232,10 @@ class BybitClient:
         wait = reset / 1000.0 - time.time()
         return None if wait <= 0 else min(self.reset_wait_cap, wait + 0.001)  # past: use the backoff
 
-    def _interpret(self, status: int, headers, body: bytes, params: dict):
-        what = f"{params['symbol']} {params['interval']} ({params['category']})"
+    def _interpret(self, status: int, headers, body: bytes, params: dict, path: str = KLINE_PATH,
+                   parse=kline_arrays):
+        what = (f"{params['symbol']} {params['interval']} ({params['category']})" if "interval" in params
+                else f"{params.get('symbol', 'the')} tickers ({params['category']})")
         if status == 403:
             raise BybitForbiddenError(
                 f"{self.host} answered HTTP 403 Forbidden: this IP is banned for breaching Bybit's rate "
@@ -244,7 +247,7 @@ class BybitClient:
         if status >= 500:
             raise _Retryable(BybitServerError(f"{self.host} answered HTTP {status}", status=status))
         if status != 200:
-            raise BybitResponseError(f"{self.host} answered HTTP {status} to {KLINE_PATH}; check base_url",
+            raise BybitResponseError(f"{self.host} answered HTTP {status} to {path}; check base_url",
                                      status=status)
         try:
             env = decode_envelope(body)
@@ -254,17 +257,17 @@ class BybitClient:
         rc, msg = env["retCode"], str(env.get("retMsg", ""))
         if rc == 0:
             try:
-                return kline_arrays(env)
+                return parse(env)
             except MalformedReply as exc:
-                raise _Retryable(BybitResponseError(f"{self.host} sent malformed candles for {what}: {exc}",
+                raise _Retryable(BybitResponseError(f"{self.host} sent a malformed reply for {what}: {exc}",
                                                     status=status)) from None
         if rc == 10001:
             low = msg.lower()
             if "symbol" in low:
-                text = (f"Bybit does not list symbol {params['symbol']!r} in category {params['category']} "
+                text = (f"Bybit does not list symbol {params.get('symbol')!r} in category {params['category']} "
                         f"({msg!r}); check the name and the category")
             elif "period" in low or "interval" in low:
-                text = (f"Bybit rejected interval {params['interval']!r} as an invalid interval ({msg!r}); "
+                text = (f"Bybit rejected interval {params.get('interval')!r} as an invalid interval ({msg!r}); "
                         f"use one of {' '.join(INTERVALS)}")
             else:
                 text = f"Bybit rejected the request for {what}: {msg!r} (retCode 10001)"
@@ -380,3 +383,57 @@ class BybitClient:
         tasks = [self.klines(s, interval, start, end, category, include_open=include_open) for s in names]
         results = await asyncio.gather(*tasks, return_exceptions=return_exceptions)
         return dict(zip(names, results))
+
+    # -- tickers -------------------------------------------------------------------------------
+    async def tickers(self, category: str = "linear") -> pd.DataFrame:
+        """The latest 24 h statistics of every symbol of a category (``GET /v5/market/tickers``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``symbol`` in Bybit's order; float64 ``last_price``, ``turnover_24h``,
+            ``volume_24h`` (NaN where Bybit sent an empty string). For spot and linear symbols
+            turnover is in the quote coin; for inverse contracts turnover is in the base coin and
+            volume in USD (Bybit's convention).
+
+        Raises
+        ------
+        ConfigError, BybitError
+            As :meth:`klines`.
+        """
+        category = normalize_category(category)
+        return await self._get({"category": category}, _Count(), TICKERS_PATH, ticker_table)
+
+    async def top_symbols(self, n: int, category: str = "linear", quote: str | None = "auto") -> list[str]:
+        """The ``n`` symbols of ``category`` with the largest 24 h turnover, largest first.
+
+        Parameters
+        ----------
+        n : int
+            How many (>= 1); fewer come back when the category lists fewer.
+        category : str
+            ``linear``, ``spot`` or ``inverse``.
+        quote : str or None
+            Keep only symbols ending in this quote coin, so that turnovers share a unit: ``"auto"``
+            is ``USDT`` for linear and spot, ``USD`` for inverse; ``None`` keeps every symbol.
+
+        Notes
+        -----
+        Ranked by ``turnover24h`` (quote-coin value traded) for spot and linear, and by
+        ``volume24h`` (USD) for inverse contracts, whose turnover is counted in the base coin.
+        Symbols that are not plain letters and digits (dated futures such as ``BTC-27DEC24``) are
+        left out; ties keep Bybit's order.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"the number of top symbols must be an integer >= 1, got {n!r}")
+        category = normalize_category(category)
+        table = await self.tickers(category)
+        if quote == "auto":
+            quote = "USD" if category == "inverse" else "USDT"
+        names = table.index.to_series()
+        keep = names.str.fullmatch(r"[A-Z0-9]{2,30}")
+        if quote:
+            keep &= names.str.endswith(str(quote).upper())
+        col = "volume_24h" if category == "inverse" else "turnover_24h"
+        ranked = table.loc[keep.to_numpy(), col].fillna(-np.inf).sort_values(ascending=False, kind="stable")
+        return [str(s) for s in ranked.index[:int(n)]]

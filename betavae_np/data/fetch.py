@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -11,10 +12,12 @@ import pandas as pd
 
 from .bybit import BybitClient, _Count, candles_frame, resolve_range
 from .cache import CandleCache
+from ..exceptions import BybitError, BybitForbiddenError, BybitRateLimitError, ConfigError, DataError
 from .intervals import (ceil_open, count_candles, floor_open, last_closed_open, ms_to_iso,
-                        normalize_category, normalize_interval, normalize_symbol)
+                        normalize_category, normalize_interval, normalize_symbol, resolve_base_url)
 
-__all__ = ["fetch_klines", "afetch_klines"]
+__all__ = ["fetch_klines", "afetch_klines", "fetch_universe", "afetch_universe", "FetchedUniverse",
+           "top_symbols", "atop_symbols"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,9 @@ def fetch_klines(symbol: str, interval: str | int = "60", start=None, end=None, 
     **client_kwargs
         Passed to :class:`~betavae_np.data.bybit.BybitClient` (``rate``, ``retries``,
         ``connect_retries``, ``timeout``, ``connect_timeout``, ``backoff``, ``clock``,
-        ``on_retry(attempt, delay, error)`` called before each retry's wait, ...).
+        ``on_retry(attempt, delay, error)`` called before each retry's wait, ...). With
+        :func:`afetch_klines`, ``client=`` an open :class:`BybitClient` to use instead (its session,
+        token bucket and settings; then no other client settings and no other ``base_url``).
 
     Returns
     -------
@@ -73,28 +78,28 @@ def fetch_klines(symbol: str, interval: str | int = "60", start=None, end=None, 
     ConfigError, BybitError
         See :meth:`BybitClient.klines`. ``BybitNetworkError`` means Bybit could not be reached.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise RuntimeError("fetch_klines() was called inside a running event loop; "
-                           "use `await betavae_np.data.fetch.afetch_klines(...)` there")
-    return asyncio.run(afetch_klines(symbol, interval, start, end, category, base_url, cache_dir, use_cache,
-                                     include_open, on_progress, **client_kwargs))
+    return _run(afetch_klines(symbol, interval, start, end, category, base_url, cache_dir, use_cache,
+                              include_open, on_progress, **client_kwargs), "fetch_klines")
 
 
 async def afetch_klines(symbol: str, interval: str | int = "60", start=None, end=None,
                         category: str = "linear", base_url: str | None = None, cache_dir=None,
                         use_cache: bool = True, include_open: bool = False, on_progress=None,
-                        **client_kwargs) -> pd.DataFrame:
-    """Awaitable :func:`fetch_klines` (same parameters and result)."""
+                        client: BybitClient | None = None, **client_kwargs) -> pd.DataFrame:
+    """Awaitable :func:`fetch_klines` (same parameters and result).
+
+    ``client``: an open :class:`BybitClient` (``async with``) shared by many calls, so that they
+    use one session, one token bucket and one concurrency limit; without it each call opens and
+    closes its own client (built from ``base_url`` and ``**client_kwargs``).
+    """
     category, symbol, code = normalize_category(category), normalize_symbol(symbol), normalize_interval(interval)
+    base_url = _check_client(client, base_url, client_kwargs)
     if not use_cache:
-        async with BybitClient(base_url, **client_kwargs) as client:
-            return await client.klines(symbol, code, start, end, category, include_open=include_open,
-                                       on_progress=on_progress)
-    clock = client_kwargs.get("clock") or (lambda: int(time.time() * 1000))
+        async with _use(client, base_url, client_kwargs) as c:
+            return await c.klines(symbol, code, start, end, category, include_open=include_open,
+                                  on_progress=on_progress)
+    clock = (client.clock if client is not None else None) or client_kwargs.get("clock") \
+        or (lambda: int(time.time() * 1000))
     now = int(clock())
     client_kwargs["clock"] = lambda: now  # one "now" for the whole call
     start_ms, end_ms = resolve_range(start, end, code, now)
@@ -119,10 +124,10 @@ async def afetch_klines(symbol: str, interval: str | int = "60", start=None, end
 
     error = None
     if parts:
-        async with BybitClient(base_url, **client_kwargs) as client:
+        async with _use(client, base_url, client_kwargs) as c:
             for a, b, a2, b2 in reversed(parts):  # newest first
                 try:
-                    t, v = await client.fetch_range(category, symbol, code, a2, b2, count, progress)
+                    t, v = await c.fetch_range(category, symbol, code, a2, b2, count, progress)
                 except BaseException as exc:  # keep what completed, then re-raise
                     error = exc
                     break
@@ -163,3 +168,184 @@ async def afetch_klines(symbol: str, interval: str | int = "60", start=None, end
     if note:
         info["cache_note"] = note
     return candles_frame(t, v, info)
+
+
+def _check_client(client, base_url, client_kwargs):
+    """The base URL to use; a borrowed client takes no other settings."""
+    if client is None:
+        return base_url
+    if client_kwargs:
+        raise ConfigError(f"give client settings ({', '.join(sorted(client_kwargs))}) to the BybitClient "
+                          f"passed as client=, not to the fetch")
+    if base_url is not None and resolve_base_url(base_url) != client.base_url:
+        raise ConfigError(f"base_url {base_url!r} differs from the client's {client.base_url}")
+    return client.base_url
+
+
+@contextlib.asynccontextmanager
+async def _use(client, base_url, client_kwargs):
+    """The caller's open client (left open), or a client of our own for this call."""
+    if client is not None:
+        yield client
+        return
+    async with BybitClient(base_url, **client_kwargs) as own:
+        yield own
+
+
+# -- many symbols ------------------------------------------------------------------------------------
+#: Failures after which fetching the other symbols would only hammer Bybit: they stop the whole fetch.
+_FATAL = (BybitForbiddenError, BybitRateLimitError)
+
+
+class FetchedUniverse(dict):
+    """What :func:`fetch_universe` returns: a dict ``symbol -> DataFrame`` of the symbols fetched
+    (in the order asked for), plus ``errors``: a dict ``symbol -> exception`` of those that failed
+    (an unknown or delisted symbol, no candles in the range, a server error after every retry).
+
+    Attributes
+    ----------
+    errors : dict of str to Exception
+    requested : tuple of str
+        Every symbol asked for, normalised, in order.
+    """
+
+    def __init__(self, frames=(), errors=None, requested=()):
+        super().__init__(frames)
+        self.errors = dict(errors or {})
+        self.requested = tuple(requested)
+
+    @property
+    def ok(self) -> bool:
+        """True when every symbol was fetched."""
+        return not self.errors
+
+
+def _run(coro, name: str):
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise RuntimeError(f"{name}() was called inside a running event loop; "
+                       f"use `await betavae_np.data.fetch.a{name}(...)` there")
+
+
+def _symbols(symbols) -> list[str]:
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    names, seen = [], set()
+    for s in symbols:
+        sym = normalize_symbol(s)
+        if sym in seen:
+            raise ConfigError(f"symbol {sym} is given twice; give each symbol once")
+        seen.add(sym)
+        names.append(sym)
+    if not names:
+        raise ConfigError("no symbol given; name at least one symbol")
+    return names
+
+
+def fetch_universe(symbols, interval: str | int = "60", start=None, end=None, category: str = "linear",
+                   base_url: str | None = None, cache_dir=None, use_cache: bool = True,
+                   include_open: bool = False, *, on_progress=None, on_symbol=None,
+                   **client_kwargs) -> FetchedUniverse:
+    """Candles of many symbols at once, through one client, one session and one token bucket (blocking).
+
+    Parameters
+    ----------
+    symbols : iterable of str
+        Bybit symbols (each once).
+    interval, start, end, category, base_url, cache_dir, use_cache, include_open
+        As :func:`fetch_klines`; ``start``/``end`` are resolved once, so every symbol is asked
+        for the same range.
+    on_progress : callable, optional
+        ``on_progress(symbol, fetched, expected)`` after each page of a symbol.
+    on_symbol : callable, optional
+        ``on_symbol(symbol, result)`` as each symbol finishes: ``result`` is its DataFrame or the
+        exception it failed with.
+    **client_kwargs
+        Settings of the one :class:`BybitClient` (``rate``, ``max_concurrency``, ``retries``...);
+        ``max_concurrency`` (default 4) also bounds the symbols fetched at once, and the token bucket
+        (``rate``, default 10 requests/s) paces all of them together.
+
+    Returns
+    -------
+    FetchedUniverse
+        ``dict`` symbol -> DataFrame (as :func:`fetch_klines`) of the symbols fetched, and
+        ``.errors`` symbol -> exception of those that failed; a failure never stops the others.
+        A symbol without a single candle in the range counts as failed (``DataError``).
+
+    Raises
+    ------
+    ConfigError
+        Bad arguments, a symbol given twice, no symbol.
+    BybitForbiddenError, BybitRateLimitError
+        Bybit banned the IP or kept rate-limiting after every retry: the other symbols are
+        cancelled (what completed stays in the cache) rather than hammering on.
+    """
+    return _run(afetch_universe(symbols, interval, start, end, category, base_url, cache_dir, use_cache,
+                                include_open, on_progress=on_progress, on_symbol=on_symbol, **client_kwargs),
+                "fetch_universe")
+
+
+async def afetch_universe(symbols, interval: str | int = "60", start=None, end=None, category: str = "linear",
+                          base_url: str | None = None, cache_dir=None, use_cache: bool = True,
+                          include_open: bool = False, *, client: BybitClient | None = None, on_progress=None,
+                          on_symbol=None, **client_kwargs) -> FetchedUniverse:
+    """Awaitable :func:`fetch_universe`; ``client``: an open :class:`BybitClient` to use."""
+    names = _symbols(symbols)
+    category, code = normalize_category(category), normalize_interval(interval)
+    base_url = _check_client(client, base_url, client_kwargs)
+    async with _use(client, base_url, client_kwargs) as c:
+        now = int(c.clock())
+        start_ms, end_ms = resolve_range(start, end, code, now)
+        gate = asyncio.Semaphore(c.max_concurrency)
+        frames, errors = {}, {}
+
+        async def one(sym):
+            prog = None if on_progress is None else (lambda f, e: on_progress(sym, f, e))
+            async with gate:
+                try:
+                    df = await afetch_klines(sym, code, start_ms, end_ms, category, cache_dir=cache_dir,
+                                             use_cache=use_cache, include_open=include_open, on_progress=prog,
+                                             client=c)
+                    if not len(df):
+                        raise DataError(f"Bybit has no closed {sym} candles from {ms_to_iso(start_ms)} to "
+                                        f"{ms_to_iso(end_ms)} (delisted, or listed later?)")
+                except _FATAL:
+                    raise
+                except (BybitError, DataError) as exc:
+                    errors[sym] = exc
+                    log.info("%s failed: %s", sym, exc)
+                    if on_symbol is not None:
+                        on_symbol(sym, exc)
+                    return
+            frames[sym] = df
+            if on_symbol is not None:
+                on_symbol(sym, df)
+
+        tasks = [asyncio.ensure_future(one(s)) for s in names]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+    return FetchedUniverse({s: frames[s] for s in names if s in frames},
+                           {s: errors[s] for s in names if s in errors}, names)
+
+
+def top_symbols(n: int, category: str = "linear", quote: str | None = "auto", base_url: str | None = None,
+                **client_kwargs) -> list[str]:
+    """The ``n`` symbols of a category with the largest 24 h turnover (blocking); see
+    :meth:`BybitClient.top_symbols` for the ranking and ``quote``."""
+    return _run(atop_symbols(n, category, quote, base_url, **client_kwargs), "top_symbols")
+
+
+async def atop_symbols(n: int, category: str = "linear", quote: str | None = "auto", base_url: str | None = None,
+                       *, client: BybitClient | None = None, **client_kwargs) -> list[str]:
+    """Awaitable :func:`top_symbols`; ``client``: an open :class:`BybitClient` to use."""
+    base_url = _check_client(client, base_url, client_kwargs)
+    async with _use(client, base_url, client_kwargs) as c:
+        return await c.top_symbols(n, category, quote)
