@@ -32,7 +32,7 @@ _EXPORTS = {
     "DataError": ".exceptions",
     "BybitError": ".exceptions",
 }
-_SUBMODULES = ("data", "schedules", "analysis", "exceptions", "config", "nn", "workflow")
+_SUBMODULES = ("data", "schedules", "analysis", "exceptions", "config", "nn", "workflow", "synth", "metrics")
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS, _SUBMODULES)
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]

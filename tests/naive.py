@@ -236,3 +236,52 @@ def central_diff(fun, a, h=1e-6):
         a[idx] = old
         g[idx] = (fp - fm) / (2 * h)
     return g
+
+
+# --- METRICS: synthetic market, discrete mutual information, MIG, indicators ----------------------
+
+def ref_synth_candles(e, u, z, params, bounds, logp0, vol_noise):
+    """OHLCV (n, L, 5) of the synthetic market, candle by candle from the model in _kernels/synth.py."""
+    n, L = e.shape
+    out = np.zeros((n, L, 5))
+    for i in range(n):
+        x, lo = 0.0, logp0
+        for t in range(L):
+            s = int(np.searchsorted(bounds, t, side="right")) - 1
+            drift, sigma, vol, phi, body = params[i, s]
+            x = e[i, t] if t == 0 else phi * x + np.sqrt(1 - phi ** 2) * e[i, t]
+            r = drift + sigma * x
+            lc = lo + r
+            w = abs(r) * (1 / body - 1)
+            out[i, t] = [np.exp(lo), np.exp(max(lo, lc) + u[i, t] * w), np.exp(min(lo, lc) - (1 - u[i, t]) * w),
+                         np.exp(lc), vol * np.exp(vol_noise * z[i, t] - vol_noise ** 2 / 2)]
+            lo = lc
+    return out
+
+
+def ref_mutual_info(x, y):
+    """I(x; y) in nats of two label sequences, from the definition with dictionaries."""
+    from collections import Counter
+
+    n = len(x)
+    pxy, px, py = Counter(zip(x, y)), Counter(x), Counter(y)
+    return sum(c / n * np.log((c / n) / ((px[a] / n) * (py[b] / n))) for (a, b), c in pxy.items())
+
+
+def ref_mig(codes, factors, n_bins=20):
+    """MIG from its definition: bin each code on its histogram, MI with each factor, top-two gap / H."""
+    binned = []
+    for i in range(codes.shape[1]):
+        c = codes[:, i]
+        lo, hi = c.min(), c.max()
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, n_bins + 1)
+        # bin b in 1..n_bins: the number of left edges (of the first n_bins edges) that are <= value
+        binned.append([int(np.sum(edges[:-1] <= v)) for v in c])
+    gaps = []
+    for j in range(factors.shape[1]):
+        f = list(factors[:, j])
+        mi = sorted((ref_mutual_info(b, f) for b in binned), reverse=True) + [0.0]
+        gaps.append((mi[0] - mi[1]) / ref_mutual_info(f, f))
+    return float(np.mean(gaps))
