@@ -285,3 +285,45 @@ def ref_mig(codes, factors, n_bins=20):
         mi = sorted((ref_mutual_info(b, f) for b in binned), reverse=True) + [0.0]
         gaps.append((mi[0] - mi[1]) / ref_mutual_info(f, f))
     return float(np.mean(gaps))
+
+
+def ref_wilder(x, n):
+    """Wilder's average of x[1:], seeded with the plain mean of x[1..n] at index n; NaN before."""
+    out = [np.nan] * len(x)
+    if len(x) > n:
+        a = sum(x[1:n + 1]) / n
+        out[n] = a
+        for t in range(n + 1, len(x)):
+            a = a + (x[t] - a) / n
+            out[t] = a
+    return np.array(out)
+
+
+def ref_indicators(o, h, l, c, v, window, lookback):
+    """The seven indicators of analysis/proxies.py, one candle at a time from their formulas."""
+    n = len(c)
+    dc = [0.0] + [c[t] - c[t - 1] for t in range(1, n)]
+    g = ref_wilder([max(d, 0.0) for d in dc], 14)
+    ls = ref_wilder([max(-d, 0.0) for d in dc], 14)
+    tr = [np.nan] + [max(h[t] - l[t], abs(h[t] - c[t - 1]), abs(l[t] - c[t - 1])) for t in range(1, n)]
+    atr = ref_wilder(tr, 14)
+    obv = np.cumsum([np.sign(d) * vv for d, vv in zip(dc, v)])
+    out = np.full((n, 7), np.nan)
+    for t in range(n):
+        if not np.isnan(g[t]):
+            out[t, 0] = 100.0 if ls[t] == 0 else 100 - 100 / (1 + g[t] / ls[t])
+            out[t, 1] = atr[t] / c[t]
+        if t >= window - 1:
+            k = np.arange(window)
+            out[t, 2] = np.polyfit(k, obv[t - window + 1:t + 1], 1)[0] / np.mean(v[t - window + 1:t + 1])
+        if t >= 20:
+            out[t, 3] = np.mean(c[t - 19:t + 1]) / np.mean(c[t - 20:t]) - 1
+        if t >= 49:
+            out[t, 4] = c[t] / np.mean(c[t - 49:t + 1]) - 1
+        if t >= window:
+            r = [np.log(c[s] / c[s - 1]) for s in range(t - window + 1, t + 1)]
+            out[t, 5] = np.std(r, ddof=1)
+        if t >= lookback - 1:
+            lv = np.log1p(v[t - lookback + 1:t + 1])
+            out[t, 6] = (lv[-1] - lv.mean()) / lv.std(ddof=1)
+    return out
