@@ -225,3 +225,12 @@ def test_active_units_counts_varying_means():
     mu = np.c_[rng.normal(size=(500, 3)), 0.01 * rng.normal(size=(500, 2))]
     assert metrics.active_units(mu) == 3
     assert metrics.active_units(mu, threshold=1e-6) == 5
+
+
+def test_synthetic_report_collects_every_metric():
+    pytest.importorskip("sklearn")
+    r = metrics.synthetic_report(ToyData((2, 3)), lambda x: x, rng=0, num_train=300, num_test=100,
+                                 factor_vae=False, beta_vae=False)
+    assert r["mig"] > 0.9 and r["dci_disentanglement"] > 0.9 and r["active_units"] == 2
+    assert {"mig", "dci", "sap", "total_correlation", "sample"} <= set(r["seconds"])
+    assert "factor_vae" not in r and "beta_vae" not in r
