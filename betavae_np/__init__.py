@@ -35,7 +35,7 @@ _EXPORTS = {
     "BybitError": ".exceptions",
 }
 _SUBMODULES = ("data", "schedules", "analysis", "exceptions", "config", "nn", "workflow", "run", "records",
-               "fitting", "io")
+               "fitting", "io", "synth", "metrics")
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS, _SUBMODULES)
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]

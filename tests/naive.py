@@ -236,3 +236,94 @@ def central_diff(fun, a, h=1e-6):
         a[idx] = old
         g[idx] = (fp - fm) / (2 * h)
     return g
+
+
+# --- METRICS: synthetic market, discrete mutual information, MIG, indicators ----------------------
+
+def ref_synth_candles(e, u, z, params, bounds, logp0, vol_noise):
+    """OHLCV (n, L, 5) of the synthetic market, candle by candle from the model in _kernels/synth.py."""
+    n, L = e.shape
+    out = np.zeros((n, L, 5))
+    for i in range(n):
+        x, lo = 0.0, logp0
+        for t in range(L):
+            s = int(np.searchsorted(bounds, t, side="right")) - 1
+            drift, sigma, vol, phi, body = params[i, s]
+            x = e[i, t] if t == 0 else phi * x + np.sqrt(1 - phi ** 2) * e[i, t]
+            r = drift + sigma * x
+            lc = lo + r
+            w = abs(r) * (1 / body - 1)
+            out[i, t] = [np.exp(lo), np.exp(max(lo, lc) + u[i, t] * w), np.exp(min(lo, lc) - (1 - u[i, t]) * w),
+                         np.exp(lc), vol * np.exp(vol_noise * z[i, t] - vol_noise ** 2 / 2)]
+            lo = lc
+    return out
+
+
+def ref_mutual_info(x, y):
+    """I(x; y) in nats of two label sequences, from the definition with dictionaries."""
+    from collections import Counter
+
+    n = len(x)
+    pxy, px, py = Counter(zip(x, y)), Counter(x), Counter(y)
+    return sum(c / n * np.log((c / n) / ((px[a] / n) * (py[b] / n))) for (a, b), c in pxy.items())
+
+
+def ref_mig(codes, factors, n_bins=20):
+    """MIG from its definition: bin each code on its histogram, MI with each factor, top-two gap / H."""
+    binned = []
+    for i in range(codes.shape[1]):
+        c = codes[:, i]
+        lo, hi = c.min(), c.max()
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, n_bins + 1)
+        # bin b in 1..n_bins: the number of left edges (of the first n_bins edges) that are <= value
+        binned.append([int(np.sum(edges[:-1] <= v)) for v in c])
+    gaps = []
+    for j in range(factors.shape[1]):
+        f = list(factors[:, j])
+        mi = sorted((ref_mutual_info(b, f) for b in binned), reverse=True) + [0.0]
+        gaps.append((mi[0] - mi[1]) / ref_mutual_info(f, f))
+    return float(np.mean(gaps))
+
+
+def ref_wilder(x, n):
+    """Wilder's average of x[1:], seeded with the plain mean of x[1..n] at index n; NaN before."""
+    out = [np.nan] * len(x)
+    if len(x) > n:
+        a = sum(x[1:n + 1]) / n
+        out[n] = a
+        for t in range(n + 1, len(x)):
+            a = a + (x[t] - a) / n
+            out[t] = a
+    return np.array(out)
+
+
+def ref_indicators(o, h, l, c, v, window, lookback):
+    """The seven indicators of analysis/proxies.py, one candle at a time from their formulas."""
+    n = len(c)
+    dc = [0.0] + [c[t] - c[t - 1] for t in range(1, n)]
+    g = ref_wilder([max(d, 0.0) for d in dc], 14)
+    ls = ref_wilder([max(-d, 0.0) for d in dc], 14)
+    tr = [np.nan] + [max(h[t] - l[t], abs(h[t] - c[t - 1]), abs(l[t] - c[t - 1])) for t in range(1, n)]
+    atr = ref_wilder(tr, 14)
+    obv = np.cumsum([np.sign(d) * vv for d, vv in zip(dc, v)])
+    out = np.full((n, 7), np.nan)
+    for t in range(n):
+        if not np.isnan(g[t]):
+            out[t, 0] = 100.0 if ls[t] == 0 else 100 - 100 / (1 + g[t] / ls[t])
+            out[t, 1] = atr[t] / c[t]
+        if t >= window - 1:
+            k = np.arange(window)
+            out[t, 2] = np.polyfit(k, obv[t - window + 1:t + 1], 1)[0] / np.mean(v[t - window + 1:t + 1])
+        if t >= 20:
+            out[t, 3] = np.mean(c[t - 19:t + 1]) / np.mean(c[t - 20:t]) - 1
+        if t >= 49:
+            out[t, 4] = c[t] / np.mean(c[t - 49:t + 1]) - 1
+        if t >= window:
+            r = [np.log(c[s] / c[s - 1]) for s in range(t - window + 1, t + 1)]
+            out[t, 5] = np.std(r, ddof=1)
+        if t >= lookback - 1:
+            lv = np.log1p(v[t - lookback + 1:t + 1])
+            out[t, 6] = (lv[-1] - lv.mean()) / lv.std(ddof=1)
+    return out

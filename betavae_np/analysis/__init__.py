@@ -14,6 +14,14 @@ _EXPORTS = {
     "LatentStats": ".latent",
     "window_measures": ".measures",
     "MEASURES": ".measures",
+    "indicators": ".proxies",
+    "indicator_table": ".proxies",
+    "forward_returns": ".proxies",
+    "predictive_ic": ".ic",
+    "permuted_control": ".ic",
+    "stability": ".ic",
+    "PCA": ".baselines",
+    "hand_factors": ".baselines",
 }
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS)

@@ -390,7 +390,7 @@ class UniverseWindowSet:
                             f"choose a later cutoff")
         if not val.any():
             raise DataError(f"no validation window lies after the cutoff {ms_to_iso(cut)} ({span}"
-                            + (f", and windows straddling the cutoff are purged" if purge else "")
+                            + (", and windows straddling the cutoff are purged" if purge else "")
                             + "); choose an earlier cutoff")
         return self._subset(train), self._subset(val)
 

@@ -232,6 +232,37 @@ class Windower:
         full[pos] = src
         return t[0] + np.arange(N, dtype=np.int64) * ims, full, ~present
 
+    def last_windows(self, values: np.ndarray) -> np.ndarray:
+        """The window ending at the last candle of each of many independent, gap-free series.
+
+        Parameters
+        ----------
+        values : ndarray of float64, shape (n_series, n_candles, n_features)
+            Candle values in :attr:`features` order, ``n_candles >= lookback`` (``window`` with
+            ``norm="none"``); not validated (finite, positive prices are the caller's duty).
+
+        Returns
+        -------
+        ndarray of float32, shape (n_series, n_input)
+            Row ``i`` equals the last row of :meth:`transform` on series ``i`` alone, bit for bit
+            (the same kernels, without building a DataFrame per series).
+        """
+        v = np.asarray(values, dtype=np.float64)
+        if v.ndim != 3 or v.shape[2] != len(self.features) or v.shape[1] < self._need:
+            raise InputError(f"values must have shape (n_series, >= {self._need}, {len(self.features)}), "
+                             f"got {v.shape}")
+        n, L, F = v.shape
+        raw = np.empty((n * L, F))
+        _k.prepare_features(raw, np.ascontiguousarray(v).reshape(n * L, F), self._vol_col, self.log_volume)
+        ends = np.arange(n, dtype=np.int64) * L + (L - 1)
+        G = self._n_groups
+        out = np.empty((n, self.n_input), dtype=np.float32)
+        work = [np.empty((n * L, G)) for _ in range(4)]
+        lo, hi = np.empty((n, G)), np.empty((n, G))
+        _k.transform_windows(out, raw, self._group, ends, self.window, self._need, self.norm == "none",
+                             work[0], work[1], lo, hi, work[2], work[3])
+        return out
+
     # -- streaming ------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the streamed candles (the next window comes after ``lookback`` new candles)."""
