@@ -176,8 +176,8 @@ def _render(interp, basis, span) -> str:
     what = f"{basis['n']} of {basis['available']} {basis['from']} windows" if basis["from"] != "all" \
         else f"{basis['n']} of {basis['available']} windows"
     title = (f"read on {what}, ending {basis['first_end'][:16]} .. {basis['last_end'][:16]}.\n"
-             f"Change from -{span:g} to +{span:g} sd of each dimension, in training sd of each measure: the mean "
-             "over the windows and the share of them that agree with its sign:")
+             f"Change from -{span:g} to +{span:g} sd of each dimension, in training sd of each measure:\n"
+             "the mean over the windows and the share of them that agree with its sign.")
     head = ["dim", "KL", *ms, "meaning"]
     rows = [[r.dim, fmt(r.kl, 3), *[f"{r.effects[m]:+.2f} {r.agreement[m]:4.0%}" for m in ms], r.label]
             for r in interp.readings]
