@@ -112,7 +112,9 @@ def test_golden_version1_file_works_with_traverse_and_evaluate():
     r = runner.invoke(main, ["traverse", str(GOLDEN), "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert out["reference_end_time"] == "2017-09-01T00:00:00+00:00" and len(out["dimensions"]) == 3
+    # read on the training windows of the file's own data (the bundled sample), ending where training ended
+    assert out["reading"] == "windows" and out["windows"]["from"] == "training" and len(out["dimensions"]) == 3
+    assert out["windows"]["last_end"] == bv.load(GOLDEN).records.split.train_end
     r = runner.invoke(main, ["evaluate", str(GOLDEN), "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
