@@ -133,3 +133,20 @@ def test_traverse_plot_of_the_averaged_reading(sample_model, tmp_path):
     r = run("traverse", sample_model, "--at", "2018-06-01", "--plot", tmp_path / "one.pdf", "--json")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "one.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_traverse_of_a_model_that_names_no_data_asks_for_a_source(tmp_path):
+    """A model made by bv.fit(..., windower=w) records no provenance: its data are not guessed."""
+    df = bv.data.load_sample().iloc[:600]
+    w = bv.data.Windower(window=8, lookback=16)
+    X = w.transform(df)
+    model = bv.BetaVAE(bv.VAEConfig(n_input=X.shape[1], hidden=(8,), n_latent=2), rng=0)
+    bv.fit(model, X, epochs=1, batch_size=64, rng=0, windower=w)
+    bv.save(model, tmp_path / "api.npz")
+    r = run("traverse", tmp_path / "api.npz")
+    assert r.exit_code == 1 and "--source" in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run("traverse", tmp_path / "api.npz", "--source", "sample", "--windows", "20", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["windows"]["from"] == "all" and out["n_windows"] == 20

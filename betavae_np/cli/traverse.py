@@ -111,21 +111,25 @@ def _reading_windows(model, at, source, base_url, cache_dir, n_windows):
                                        on_notice=notice)
         x, end = reference_window(model, at=at, windows=windows)
         return x, {"from": "at", "available": windows.shape[0], "n": 1, "first_end": end, "last_end": end}
+    rec = records_of(model)
     try:
+        if source is None and rec.provenance is None:  # do not guess whose candles these were
+            raise InputError("the model file does not say where its data came from; give --source to read "
+                             "many windows")
         df, windows = windows_for_model(model, source=source, base_url=base_url, cache_dir=cache_dir,
                                         on_notice=notice)
     except ConfigError:
         raise
     except BetaVAEError as exc:
-        ref = records_of(model).reference
-        if source is not None or ref is None:  # asked for that data, or nothing to fall back on
+        if source is not None or rec.reference is None:  # asked for that data, or nothing to fall back on
             raise
-        notice(f"the model's data could not be loaded ({exc}); reading only the stored latest window, "
-               f"ending {ref.end_time}: a single-window reading, which other windows may contradict")
+        why = str(exc) if rec.provenance is None else f"the model's data could not be loaded ({exc})"
+        notice(f"{why}; reading only the stored latest window, ending {rec.reference.end_time}: a "
+               "single-window reading, which other windows may contradict")
         x, end = reference_window(model)
         return x, {"from": "reference", "available": 1, "n": 1, "first_end": end, "last_end": end}
     part = "all"
-    split = records_of(model).split
+    split = rec.split
     if split is not None and split.train_end and _own_data(model, df):
         import pandas as pd
 
