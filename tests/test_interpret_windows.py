@@ -263,3 +263,14 @@ def test_plot_leaves_inactive_dimensions_out_unless_asked(tmp_path):
     m.records.latent_stats.active = [False, False, False]
     path = plot_interpretation(interpret(m, _windows(5)), str(tmp_path / "none.svg"))
     assert open(path, "rb").read(5) == b"<?xml"  # a figure that says so, not a crash
+
+
+def test_window_measures_work_on_any_leading_shape():
+    from betavae_np.analysis.measures import window_measures
+
+    X = _windows(24, seed=17)
+    flat = window_measures(X, WINDOW, FEATURES)
+    deep = window_measures(X.reshape(2, 3, 4, N_INPUT), WINDOW, FEATURES)
+    for k, v in flat.items():
+        assert deep[k].shape == (2, 3, 4)
+        np.testing.assert_array_equal(deep[k].reshape(-1), v)
