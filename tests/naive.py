@@ -327,3 +327,53 @@ def ref_indicators(o, h, l, c, v, window, lookback):
             lv = np.log1p(v[t - lookback + 1:t + 1])
             out[t, 6] = (lv[-1] - lv.mean()) / lv.std(ddof=1)
     return out
+
+
+# --- ANALYSIS: traversal readings over many windows ------------------------------------------------
+
+def ref_ohlcv_measures(w):
+    """The six window measures of one decoded window ``w`` (window, 5: open high low close volume)."""
+    o, h, l, c, v = (np.asarray(w[:, i], dtype=np.float64) for i in range(5))
+    t = np.arange(len(c), dtype=np.float64)
+    top = np.max([o, h, l, c], axis=0)
+    rng = (top - np.min([o, h, l, c], axis=0)).sum()
+    return {"level": c.mean(), "trend": np.polyfit(t, c, 1)[0], "volatility": (h - l).mean(),
+            "volume": v.mean(), "momentum": c[-1] - c[0], "body": np.abs(c - o).sum() / rng if rng > 0 else 0.0}
+
+
+def ref_window_reading(model, X, dims, span, steps, sd, measure_scale, window):
+    """Per-window traversal effects and their summary, one window, one dimension, one step at a time.
+
+    Returns ``(E, mean, spread, agreement, size)``: ``E[w][i][m]`` is measure m at +span minus at
+    -span (in ``measure_scale`` units) on window w for dimension ``dims[i]``; the rest are dicts
+    ``[i][m]`` of the mean over windows, the population sd, the share of windows whose effect has
+    the mean's sign, and the mean absolute effect.
+    """
+    offsets = np.linspace(-span, span, steps)
+    E = []
+    for x in X:
+        mu = model.encode(np.asarray(x)[None, :])[0][0].astype(np.float64)
+        per_dim = []
+        for j in dims:
+            first = last = None
+            for s, off in enumerate(offsets):
+                z = mu.copy()
+                z[j] = mu[j] + off * sd[j]
+                m = ref_ohlcv_measures(model.decode(z[None, :].astype(model.dtype))[0].reshape(window, 5))
+                if s == 0:
+                    first = m
+                if s == steps - 1:
+                    last = m
+            per_dim.append({k: (last[k] - first[k]) / measure_scale[k] for k in first})
+        E.append(per_dim)
+    mean, spread, agreement, size = [], [], [], []
+    for i in range(len(dims)):
+        mean.append({}), spread.append({}), agreement.append({}), size.append({})
+        for k in E[0][i]:
+            vals = [E[w][i][k] for w in range(len(E))]
+            mu_k = sum(vals) / len(vals)
+            mean[i][k] = mu_k
+            spread[i][k] = (sum((v - mu_k) ** 2 for v in vals) / len(vals)) ** 0.5
+            agreement[i][k] = sum(1 for v in vals if v * mu_k > 0) / len(vals)
+            size[i][k] = sum(abs(v) for v in vals) / len(vals)
+    return E, mean, spread, agreement, size

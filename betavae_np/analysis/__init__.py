@@ -4,6 +4,7 @@ from .._lazy import attach
 
 _EXPORTS = {
     "traverse": ".traversal",
+    "traverse_windows": ".traversal",
     "parse_dims": ".traversal",
     "interpret": ".interpret",
     "Interpretation": ".interpret",
