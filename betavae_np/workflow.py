@@ -374,14 +374,22 @@ def _model_source(model):
 
 
 def windows_for_model(model, *, source: str | None = None, base_url=None, cache_dir=None, on_notice=None,
-                      on_progress=None):
+                      on_progress=None, symbol: str | None = None):
     """Candles and windows laid out as a model expects, from ``source`` or the model's own data source.
+
+    For a model trained on many symbols this is :func:`universe_for_model` (only ``symbol``'s
+    candles when it is given).
 
     Returns
     -------
-    df : pandas.DataFrame
-    windows : WindowSet
+    df : pandas.DataFrame (dict of them for a universe model)
+    windows : WindowSet (UniverseWindowSet for a universe model)
     """
+    if records_of(model).universe is not None:
+        return universe_for_model(model, source=source, symbols=None if symbol is None else [symbol.upper()],
+                                  base_url=base_url, cache_dir=cache_dir, on_notice=on_notice)
+    if symbol is not None:
+        raise InputError("the model was trained on one symbol; --symbol applies to universe models")
     w = model_windower(model)
     prov = records_of(model).provenance
     get = prov.get if prov is not None else (lambda key, default=None: default)

@@ -17,6 +17,7 @@ from ._common import atomic_path, bybit_options, emit_json, fmt, handle_errors, 
 @click.option("--steps", type=click.IntRange(min=2), default=7, show_default=True)
 @click.option("--at", "at", default=None, metavar="TIME",
               help="Traverse the window ending at/before this UTC time (loads data) instead of the latest.")
+@click.option("--symbol", default=None, help="A model trained on many symbols: traverse this symbol's window.")
 @source_options(None)
 @bybit_options
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
@@ -24,7 +25,7 @@ from ._common import atomic_path, bybit_options, emit_json, fmt, handle_errors, 
                    "picks the format (.png .pdf .svg .jpg ...); without one, .png is appended.")
 @json_option
 @handle_errors
-def traverse(model_path, dims, span, steps, at, source, base_url, cache_dir, plot_path, as_json):
+def traverse(model_path, dims, span, steps, at, symbol, source, base_url, cache_dir, plot_path, as_json):
     """Traverse every latent dimension of MODEL and name what it controls.
 
     Each dimension is moved from -span to +span sd of its encoded distribution around the reference
@@ -56,8 +57,8 @@ def traverse(model_path, dims, span, steps, at, source, base_url, cache_dir, plo
     windows = None
     if at is not None or source is not None:
         _, windows = windows_for_model(model, source=source, base_url=base_url, cache_dir=cache_dir,
-                                       on_notice=notice)
-    x, end_time = reference_window(model, at=at, windows=windows)
+                                       on_notice=notice, symbol=symbol)
+    x, end_time = reference_window(model, at=at, windows=windows, symbol=symbol)
     interp = interpret(model, x, dim_list, span, steps)
     if plot_path:
         from ..analysis.plot import plot_traversal
