@@ -16,7 +16,7 @@ from betavae_np.analysis.panel import encode_panel
 from betavae_np.analysis.proxies import spearman
 from betavae_np.cli import main
 from betavae_np.data import Windower, load_universe
-from betavae_np.exceptions import ConfigError, DataError, InputError
+from betavae_np.exceptions import ConfigError, InputError
 from betavae_np.records import ModelRecords
 from test_universe import write_csv
 from test_windows import HOUR, T0, candles
