@@ -119,6 +119,10 @@ class TrainConfig:
                 raise config_error(f"{name} must be a non-empty string, got {getattr(self, name)!r}.", name)
         object.__setattr__(self, "hidden", _hidden(self.hidden))
         object.__setattr__(self, "symbols", _symbols(self.symbols))
+        if (self.symbols is not None and self.source not in ("auto", "bybit", "sample")
+                and not os.path.exists(self.source)):
+            raise config_error(f"source {self.source!r} does not exist (symbols need auto, bybit or a directory "
+                               "of CSV files).", "source")
         if self.symbols is not None and (self.source == "sample" or (
                 self.source not in ("auto", "bybit") and not os.path.isdir(self.source))):
             raise config_error(f"symbols need source auto, bybit or a directory of CSV files, not "

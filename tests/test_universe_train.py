@@ -16,7 +16,7 @@ from betavae_np.analysis.panel import encode_panel
 from betavae_np.analysis.proxies import spearman
 from betavae_np.cli import main
 from betavae_np.data import Windower, load_universe
-from betavae_np.exceptions import ConfigError, InputError
+from betavae_np.exceptions import ConfigError, DataError, InputError
 from betavae_np.records import ModelRecords
 from test_universe import write_csv
 from test_windows import HOUR, T0, candles
@@ -277,6 +277,10 @@ def test_cli_bad_universes_are_one_sentence(folder, tmp_path):
     assert r.exit_code == 2 and "given twice" in r.stderr
     r = run("train", *SMALL)
     assert r.exit_code == 2 and "name a SYMBOL" in r.stderr
+    r = run("train", "--source", tmp_path / "nowhere", *SMALL)
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+    r = run("train", "--symbols", "S0USDT", "--source", tmp_path / "nowhere", *SMALL)
+    assert r.exit_code == 2 and "does not exist" in r.stderr
 
 
 def test_cli_train_symbols_through_local_bybit_and_cache(tmp_path, monkeypatch):
@@ -298,3 +302,25 @@ def test_cli_train_symbols_through_local_bybit_and_cache(tmp_path, monkeypatch):
     u = bv.load(tmp_path / "m.npz").records.universe
     assert u.symbols == ("AAAUSDT", "BBBUSDT", "CCCUSDT")
     assert u.provenance["BBBUSDT"]["source"] == "bybit" and u.provenance["BBBUSDT"]["rows"] == 300
+
+
+def test_universe_auto_falls_back_to_the_cache_per_symbol(tmp_path):
+    from bybit_server import STEP, BybitServer, make_history
+
+    from betavae_np.workflow import load_universe_candles
+
+    start = 1_704_067_200_000  # 2024-01-01
+    kw = dict(start="2024-01-01", end="2024-01-10T00:00", cache_dir=tmp_path / "cache")
+    with BybitServer() as srv:
+        for k, sym in enumerate(("AAAUSDT", "BBBUSDT")):
+            srv.add(sym, "60", make_history(start, 300, STEP["60"], seed=k))
+        url = srv.url
+        first = load_universe_candles(["AAAUSDT", "BBBUSDT"], source="bybit", base_url=url, **kw)
+    notes = []   # the server is gone; up to now, Bybit must be asked for newer candles, and fails
+    again = load_universe_candles(["AAAUSDT", "BBBUSDT"], source="auto", base_url=url, on_notice=notes.append,
+                                  start=kw["start"], cache_dir=kw["cache_dir"])
+    assert again.symbols == first.symbols and again.n_candles == first.n_candles
+    assert sum("could not be reached" in n and "cached candles" in n for n in notes) == 2
+    with pytest.raises(DataError, match="the universe is empty"):
+        load_universe_candles(["AAAUSDT"], source="auto", base_url=url, start=kw["start"],
+                              cache_dir=tmp_path / "empty-cache")

@@ -92,6 +92,8 @@ def train(symbol, symbols_file, out, base_url, cache_dir, quiet, as_json, **sett
     ctx = click.get_current_context()
     settings["symbols"] = _universe_symbols(symbol, symbols_file, settings.get("symbols"), settings["source"])
     if symbol is None and settings["symbols"] is None and not os.path.isdir(settings["source"]):
+        if settings["source"] not in ("auto", "bybit", "sample") and not os.path.exists(settings["source"]):
+            raise click.BadParameter(f"{settings['source']} does not exist", param_hint="--source")
         raise click.UsageError("name a SYMBOL, or many with --symbols / --symbols-file, or give a --source "
                                "directory of candle CSV files")
     try:
