@@ -14,6 +14,14 @@ then:
 3. memory: peak RSS (``ru_maxrss``) before and after building and gathering from the universe, next
    to the bytes of the candle arrays (the frames' values and index) and of the universe's own arrays.
 
+4. train (``--train``, in a child process so its peak RSS is its own): ``fit`` on the 61 x 20,000
+   universe (default model: window 32, hidden 128,64, latent 8, batch 256) with proportional and
+   with equal weighting, against ``fit`` on one 20,000-candle symbol; windows/s over steps 20..220
+   (the first steps warm up), the equal sampler's per-epoch cost, and the child's peak RSS next to
+   the candle arrays (the frames are dropped once the window set is built, as ``train`` does).
+5. panel: ``encode_windows`` (gather + ``model.encode`` in chunks of 32,768) over every window of
+   that universe, windows/s end to end.
+
 Figures depend on the machine and on what else runs on it: quote them with the hardware line.
 """
 
@@ -142,9 +150,70 @@ def bench_gather(n_symbols: int, n_candles: int) -> dict:
             "rss_start_mb": rss0, "rss_with_frames_mb": rss_frames, "rss_peak_mb": rss_after}
 
 
+class _Enough(Exception):
+    pass
+
+
+def _fit_speed(model, ws, sampler=None, first: int = 20, last: int = 220) -> float:
+    """Windows/s of ``fit`` between optimisation steps ``first`` and ``last`` (then stopped)."""
+    import betavae_np as bv
+
+    marks = {}
+
+    def on_batch(info):
+        if info.step in (first, last):
+            marks[info.step] = time.perf_counter()
+        if info.step >= last:
+            raise _Enough
+
+    epochs = -(-(last + 1) * 256 // ws.shape[0]) + 1
+    try:
+        bv.fit(model, ws, epochs=epochs, batch_size=256, rng=0, on_batch=on_batch,
+               **({} if sampler is None else {"sampler": sampler}))
+    except _Enough:
+        pass
+    return (last - first) * 256 / (marks[last] - marks[first])
+
+
+def bench_train(n_symbols: int, n_candles: int) -> dict:
+    """Child process: training and panel-encoding speed on a synthetic universe, and the peak RSS."""
+    import betavae_np as bv
+    from betavae_np.analysis.panel import encode_windows
+    from betavae_np.data import UniverseWindowSet, Windower
+
+    w = Windower(window=32, lookback=128, interval="60")
+    cfg = bv.VAEConfig(n_input=160, hidden=(128, 64), n_latent=8)
+    warm = UniverseWindowSet.from_frames(w, synthetic_frames(2, 600))
+    _fit_speed(bv.BetaVAE(cfg, rng=0), warm, first=1, last=3)          # compile outside the measurement
+    rss0 = rss_peak_mb()
+    frames = synthetic_frames(n_symbols, n_candles)
+    candle_bytes = sum(df.to_numpy().nbytes + df.index.asi8.nbytes for df in frames.values())
+    rss_frames = rss_peak_mb()
+    one = w.windows(frames["S00USDT"])
+    u = UniverseWindowSet.from_frames(w, frames)
+    del frames                                                           # as train() does
+    t0 = time.perf_counter()
+    equal = u.sampler("equal")
+    equal.epoch(np.random.default_rng(0))
+    sampler_s = time.perf_counter() - t0
+    out = {"windows": u.shape[0], "candle_mb": candle_bytes / 2**20, "sampler_epoch_s": sampler_s}
+    out["one_symbol_wps"] = _fit_speed(bv.BetaVAE(cfg, rng=0), one)
+    out["proportional_wps"] = _fit_speed(bv.BetaVAE(cfg, rng=0), u)
+    out["equal_wps"] = _fit_speed(bv.BetaVAE(cfg, rng=0), u, sampler=equal)
+    out["rss_train_mb"] = rss_peak_mb()
+    model = bv.BetaVAE(cfg, rng=0)
+    encode_windows(model, warm)
+    _, _, secs = encode_windows(model, u)
+    out["panel_wps"] = u.shape[0] / secs
+    out["rss_start_mb"], out["rss_frames_mb"], out["rss_peak_mb"] = rss0, rss_frames, rss_peak_mb()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    ap.add_argument("--train", action="store_true", help="only the training and panel benchmarks (4, 5)")
+    ap.add_argument("--train-child", nargs=2, type=int, help=argparse.SUPPRESS)
     ap.add_argument("--serve", nargs=3, type=int, metavar=("SYMBOLS", "CANDLES", "LATENCY_MS"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -152,9 +221,17 @@ def main() -> None:
         serve(*args.serve)
         return
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    if args.train_child:
+        import json
+
+        print(json.dumps(bench_train(*args.train_child)))
+        return
     from conftest import hardware_info
 
     print("hardware: " + "; ".join(f"{k}={v}" for k, v in hardware_info().items()))
+    if args.train:
+        report_train(*((4, 2_000) if args.quick else (61, 20_000)))
+        return
     for latency in (0, 50):   # a bare loopback, and 50 ms per answer as a stand-in for a real round trip
         f = bench_fetch(4, 2_000, latency) if args.quick else bench_fetch(20, 5_000, latency)
         print(f"fetch {f['symbols']} symbols x {f['candles']} candles, pacing lifted, server latency "
@@ -170,6 +247,26 @@ def main() -> None:
           f"before the frames, {g['rss_with_frames_mb']:.0f} MB with them, {g['rss_peak_mb']:.0f} MB after "
           f"building and gathering (+{g['rss_peak_mb'] - g['rss_with_frames_mb']:.0f} MB = "
           f"{(g['rss_peak_mb'] - g['rss_with_frames_mb']) / g['candle_mb']:.2f}x the candle arrays)")
+
+
+def report_train(n_symbols: int, n_candles: int) -> None:
+    import json
+
+    res = subprocess.run([sys.executable, __file__, "--train-child", str(n_symbols), str(n_candles)],
+                         capture_output=True, text=True, check=True)
+    t = json.loads(res.stdout.strip().splitlines()[-1])
+    print(f"train, batch 256, window 32, hidden 128,64, latent 8, NUMBA_NUM_THREADS=1: {n_symbols} symbols x "
+          f"{n_candles:,} candles ({t['windows']:,} windows): proportional {t['proportional_wps']:,.0f} windows/s, "
+          f"equal {t['equal_wps']:,.0f} windows/s; one symbol {t['one_symbol_wps']:,.0f} windows/s "
+          f"(universe/one: {t['proportional_wps'] / t['one_symbol_wps']:.2f}, "
+          f"{t['equal_wps'] / t['one_symbol_wps']:.2f}); equal sampler {t['sampler_epoch_s']:.2f} s per epoch")
+    print(f"train memory: candle arrays {t['candle_mb']:.0f} MB; child peak RSS {t['rss_start_mb']:.0f} MB after "
+          f"imports and compiling, {t['rss_frames_mb']:.0f} MB with the synthetic frames made, "
+          f"{t['rss_train_mb']:.0f} MB after windowing, dropping the frames and training "
+          f"(+{t['rss_train_mb'] - t['rss_start_mb']:.0f} MB = "
+          f"{(t['rss_train_mb'] - t['rss_start_mb']) / t['candle_mb']:.2f}x the candle arrays, the making of the "
+          f"frames included), {t['rss_peak_mb']:.0f} MB after encoding the panel")
+    print(f"panel: gather + encode of all {t['windows']:,} windows: {t['panel_wps']:,.0f} windows/s")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ _EXPORTS = {
     "History": ".fitting",
     "TrainConfig": ".run",
     "train": ".run",
+    "train_on_universe": ".run",
     # model files
     "save": ".io",
     "load": ".io",
@@ -25,6 +26,7 @@ _EXPORTS = {
     "traverse": ".analysis.traversal",
     "interpret": ".analysis.interpret",
     "evaluate": ".analysis.evaluate",
+    "encode_panel": ".analysis.panel",
     # errors
     "BetaVAEError": ".exceptions",
     "ConfigError": ".exceptions",

@@ -176,7 +176,7 @@ def _evaluate(model, ws, src, is_array: bool, n: int, eps: np.ndarray, cap: int,
 
 def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, schedule: Schedule | None = None,
         rng=0, validation=None, on_batch=None, on_epoch=None, early_stopping: int | None = None,
-        windower=None) -> History:
+        windower=None, sampler=None) -> History:
     """Train ``model`` in place by minibatch Adam on ``recon + beta(step) * KL``.
 
     Parameters
@@ -211,6 +211,11 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
         The :class:`~betavae_np.data.Windower` that made ``X``. Recorded on the model
         (``model.records.windowing``) so that a file written by :func:`betavae_np.save` can be
         used by ``betavae-np traverse`` / ``evaluate`` and :func:`betavae_np.workflow.model_windower`.
+    sampler : EpochSampler, optional
+        Which rows an epoch visits (:class:`~betavae_np.data.sampler.EpochSampler`, e.g.
+        ``UniverseWindowSet.sampler("equal")``): each epoch takes ``rows = sampler.epoch(rng)``
+        (``n`` rows) instead of shuffling ``arange(n)``. A ``proportional`` sampler gives exactly
+        the batches of no sampler.
 
     Returns
     -------
@@ -246,6 +251,8 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
         _record_windowing(model, windower)
     if batch_size > n:
         raise ConfigError(f"batch size {batch_size} is larger than the {n} training windows.")
+    if sampler is not None and len(sampler) != n:
+        raise ConfigError(f"the sampler draws epochs of {len(sampler)} rows, the training data has {n}.")
     if validation is not None:
         vsrc, n_val, v_array = _source(validation, cfg.n_input, dtype, "validation")
         val_eps = np.random.default_rng(VALIDATION_SEED).standard_normal(
@@ -302,7 +309,10 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
         try:
             for epoch in range(epochs):
                 t0 = time.perf_counter()
-                rng.shuffle(perm)
+                if sampler is None:
+                    rng.shuffle(perm)
+                else:
+                    perm = sampler.epoch(rng)
                 s_total = s_recon = s_kl = 0.0
                 kl_acc[:] = 0.0
                 for lo in range(0, n, batch_size):

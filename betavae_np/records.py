@@ -17,8 +17,8 @@ from .analysis.latent import LatentStats
 from .exceptions import ConfigError, InputError
 from .fitting import History
 
-__all__ = ["Windowing", "Provenance", "RunRecord", "WindowStats", "ReferenceWindow", "Split", "ModelRecords",
-           "records_of", "LatentStats", "History"]
+__all__ = ["Windowing", "Provenance", "RunRecord", "WindowStats", "ReferenceWindow", "Split", "UniverseRecord",
+           "ModelRecords", "records_of", "LatentStats", "History"]
 
 
 def _check_keys(cls, d, what: str) -> dict:
@@ -192,9 +192,49 @@ class Split:
         return cls(**_check_keys(cls, d, "split"))
 
 
+@dataclass(frozen=True)
+class UniverseRecord:
+    """A model trained on many symbols: each symbol's provenance, the common cutoff, the references.
+
+    :class:`ModelRecords` ``provenance`` then describes the whole (``source="universe"``, all
+    candles, earliest start, latest end); this record keeps every symbol's own.
+    """
+
+    symbols: tuple                   # symbols trained on, in window-set order
+    provenance: dict                 # symbol -> its provenance dict (source, path, range, rows, gaps...)
+    source: str | None = None        # the directory read, or where frames came from ("bybit"...)
+    weighting: str = "proportional"  # how epochs drew windows from the symbols
+    cutoff: str | None = None        # the common train/validation cutoff (ISO), None without validation
+    windows: dict = field(default_factory=dict)     # symbol -> {"train": n, "validation": n}
+    skipped: dict = field(default_factory=dict)     # symbol -> why it was left out
+    references: dict = field(default_factory=dict)  # symbol -> ReferenceWindow (its latest window)
+
+    def reference(self, symbol: str) -> ReferenceWindow:
+        """The latest training-data window of ``symbol``."""
+        if symbol not in self.references:
+            raise InputError(f"{symbol} is not one of the model's symbols ({', '.join(self.symbols[:8])}"
+                             f"{', ...' if len(self.symbols) > 8 else ''})")
+        return self.references[symbol]
+
+    def to_dict(self) -> dict:
+        return {"symbols": list(self.symbols), "provenance": {k: dict(v) for k, v in self.provenance.items()},
+                "source": self.source, "weighting": self.weighting, "cutoff": self.cutoff,
+                "windows": {k: dict(v) for k, v in self.windows.items()}, "skipped": dict(self.skipped),
+                "references": {k: v.to_dict() for k, v in self.references.items()}}
+
+    @classmethod
+    def from_dict(cls, d) -> "UniverseRecord":
+        d = dict(_check_keys(cls, d, "universe record"))
+        if not d.get("symbols"):
+            raise ConfigError("the universe record names no symbols.")
+        d["symbols"] = tuple(map(str, d["symbols"]))
+        d["references"] = {k: ReferenceWindow.from_dict(v) for k, v in (d.get("references") or {}).items()}
+        return cls(**d)
+
+
 _RECORDS = {"windowing": Windowing, "provenance": Provenance, "run": RunRecord, "history": History,
             "latent_stats": LatentStats, "window_stats": WindowStats, "reference": ReferenceWindow,
-            "split": Split}
+            "split": Split, "universe": UniverseRecord}
 
 
 @dataclass(frozen=True)
@@ -213,6 +253,7 @@ class ModelRecords:
     window_stats: WindowStats | None = None   # measure scales and the mean training window
     reference: ReferenceWindow | None = None  # the latest window, for traversals
     split: Split | None = None                # the train/validation split
+    universe: UniverseRecord | None = None    # per-symbol provenance of a model trained on many symbols
 
     def to_dict(self) -> dict:
         """Plain JSON types; records that are None are left out."""

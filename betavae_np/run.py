@@ -20,7 +20,7 @@ from typing import Callable
 from .checks import config_error, in_range
 from .exceptions import ConfigError
 
-__all__ = ["TrainConfig", "TrainResult", "train", "train_on_candles", "default_epochs", "cli_fields",
+__all__ = ["TrainConfig", "TrainResult", "train", "train_on_candles", "train_on_universe", "default_epochs", "cli_fields",
            "ACTIVATIONS", "SCHEDULES", "GAPS", "CATEGORIES", "DTYPES"]
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,12 @@ class TrainConfig:
 
     # -- data: which candles ------------------------------------------------------------------
     symbol: str = _setting("BTCUSDT", "Bybit symbol (the CLI's SYMBOL argument).", cli=False)
+    symbols: tuple | None = _setting(None, "Train one model on many symbols (comma-separated), through the "
+                                           "cache and Bybit, or from a --source directory.",
+                                     metavar="SYM1,SYM2,...")
     source: str = _setting("auto", "Where candles come from: auto (cache, then Bybit, then the bundled "
-                                   "sample), bybit, sample, or a PATH.csv.", metavar="auto|bybit|sample|PATH.csv")
+                                   "sample), bybit, sample, a PATH.csv, or a DIRECTORY of <SYMBOL>_<interval>.csv "
+                                   "files (one model on all of them).", metavar="auto|bybit|sample|PATH.csv|DIR")
     interval: str | None = _setting(None, "Candle interval (Bybit code or alias: 60, 1h, 4h, D). Default: "
                                           "a CSV's own spacing, else 60.")
     category: str = _setting("linear", "Bybit market category.", choices=CATEGORIES)
@@ -91,6 +95,9 @@ class TrainConfig:
     early_stopping: int | None = _setting(None, "Stop when validation loss has not improved for this many "
                                                 "epochs; keep the best.", lo=1, integer=True, optional=True,
                                           metavar="EPOCHS")
+    weighting: str = _setting("proportional", "With many symbols: proportional (every window once per epoch) "
+                                              "or equal (every symbol the same share of each epoch).",
+                              choices=("proportional", "equal"))
     # -- randomness -----------------------------------------------------------------------------
     seed: int = _setting(0, "Seeds initialisation, minibatch order and noise: same seed, same model.",
                          lo=0, integer=True)
@@ -111,6 +118,15 @@ class TrainConfig:
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise config_error(f"{name} must be a non-empty string, got {getattr(self, name)!r}.", name)
         object.__setattr__(self, "hidden", _hidden(self.hidden))
+        object.__setattr__(self, "symbols", _symbols(self.symbols))
+        if (self.symbols is not None and self.source not in ("auto", "bybit", "sample")
+                and not os.path.exists(self.source)):
+            raise config_error(f"source {self.source!r} does not exist (symbols need auto, bybit or a directory "
+                               "of CSV files).", "source")
+        if self.symbols is not None and (self.source == "sample" or (
+                self.source not in ("auto", "bybit") and not os.path.isdir(self.source))):
+            raise config_error(f"symbols need source auto, bybit or a directory of CSV files, not "
+                               f"{self.source!r} (one symbol's candles).", "symbols")
         if self.lookback < self.window:
             raise config_error(f"lookback={self.lookback} is shorter than window={self.window}; a window's "
                                "scale needs at least the window's own candles.", "lookback")
@@ -129,11 +145,19 @@ class TrainConfig:
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise config_error(f"start={self.start} is not before end={self.end}.", "end")
 
+    @property
+    def is_universe(self) -> bool:
+        """True when the run trains on many symbols (``symbols`` given, or ``source`` a directory)."""
+        return self.symbols is not None or (self.source not in ("auto", "bybit", "sample")
+                                            and os.path.isdir(self.source))
+
     # -- conversion -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """Plain JSON types, every field (``hidden`` as a list)."""
         out = dataclasses.asdict(self)
         out["hidden"] = list(self.hidden)
+        if self.symbols is not None:
+            out["symbols"] = list(self.symbols)
         return out
 
     @classmethod
@@ -203,6 +227,28 @@ def _hidden(value) -> tuple:
         except ValueError:
             raise config_error(f"hidden must be layer sizes such as 128,64, got {value!r}.", "hidden") from None
     return tuple(out)
+
+
+def _symbols(value):
+    """None, or the symbols as a tuple of upper-case names (a comma-separated string is split)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split(",")
+    try:
+        items = [str(v).strip().upper() for v in value]
+    except TypeError:
+        raise config_error(f"symbols must be a list of symbols such as BTCUSDT,ETHUSDT, got {value!r}.",
+                           "symbols") from None
+    items = [v for v in items if v]
+    if not items:
+        raise config_error("symbols is empty; name at least one symbol.", "symbols")
+    seen = set()
+    for v in items:
+        if v in seen:
+            raise config_error(f"symbol {v} is given twice in symbols; give each symbol once.", "symbols")
+        seen.add(v)
+    return tuple(items)
 
 
 def _time(value, name: str):
@@ -279,8 +325,10 @@ def train(cfg: TrainConfig | None = None, *, base_url: str | None = None, cache_
         Fallback notices (e.g. "Bybit could not be reached; using the bundled sample").
     on_progress : callable(fetched, expected), optional
         Fetch progress.
-    on_data : callable(DataFrame), optional
-        Called with the candles once loaded (the CLI prints its ``data:`` line from it).
+    on_data : callable(DataFrame or Universe), optional
+        Called with the candles once loaded (the CLI prints its ``data:`` line from it); a
+        :class:`~betavae_np.data.universe.Universe` when the run trains on many symbols
+        (``cfg.symbols``, or ``cfg.source`` a directory: see :func:`train_on_universe`).
     on_start, on_batch, on_epoch : callable, optional
         As :func:`train_on_candles`.
 
@@ -294,6 +342,16 @@ def train(cfg: TrainConfig | None = None, *, base_url: str | None = None, cache_
     cfg = TrainConfig() if cfg is None else cfg
     if settings:
         cfg = dataclasses.replace(cfg, **settings)
+    if cfg.is_universe:
+        from .workflow import load_universe_candles
+
+        uni = load_universe_candles(cfg.symbols, source=cfg.source, interval=cfg.interval, start=cfg.start,
+                                    end=cfg.end, category=cfg.category, base_url=base_url, cache_dir=cache_dir,
+                                    on_notice=on_notice, on_progress=on_progress)
+        if on_data is not None:
+            on_data(uni)
+        return train_on_universe(uni, cfg, on_start=on_start, on_batch=on_batch, on_epoch=on_epoch,
+                                 on_notice=on_notice, release=True)
     df = load_candles(cfg.symbol, source=cfg.source, interval=cfg.interval, start=cfg.start, end=cfg.end,
                       category=cfg.category, base_url=base_url, cache_dir=cache_dir, on_notice=on_notice,
                       on_progress=on_progress)
@@ -330,19 +388,11 @@ def train_on_candles(df, cfg: TrainConfig | None = None, *, on_batch=None, on_ep
     ``anneal="capacity"``, ``beta`` is gamma and ``capacity`` the final KL target C in nats.
     """
     import numpy as np
-    import pandas as pd
 
-    from . import schedules
-    from ._version import __version__
-    from .analysis.latent import iter_batches, latent_stats
-    from .analysis.measures import window_measures
     from .data.frame import validate_candles
     from .data.windows import Windower
     from .exceptions import DataError
-    from .nn.adam import Adam
-    from .nn.model import BetaVAE, VAEConfig
-    from .records import ModelRecords, Provenance, ReferenceWindow, RunRecord, Split, WindowStats, Windowing
-    from .fitting import fit
+    from .records import Provenance, ReferenceWindow, Split
 
     cfg = TrainConfig() if cfg is None else cfg
     if settings:
@@ -359,6 +409,36 @@ def train_on_candles(df, cfg: TrainConfig | None = None, *, on_batch=None, on_ep
                             "use more candles or val_fraction=0")
     else:
         train_set, val = allw, None
+    fitted = _fit_windows(allw, train_set, val, windower, cfg, on_start, on_batch, on_epoch)
+    model = fitted.pop("model")
+    last = allw.shape[0] - 1
+    ref = np.empty((1, allw.shape[1]), dtype=np.float32)
+    allw.gather(np.array([last], dtype=np.int64), ref)
+    prov.update(rows=len(df), start=df.index[0].isoformat(), end=df.index[-1].isoformat())
+    model.records = _records(
+        fitted, windower, cfg, provenance=Provenance.from_dict(prov),
+        reference=ReferenceWindow(end_time=allw.end_times[last].isoformat(), window=tuple(ref[0].tolist())),
+        split=Split(val_fraction=cfg.val_fraction, windows=n, train=train_set.shape[0],
+                    validation=0 if val is None else val.shape[0],
+                    train_end=train_set.end_times[-1].isoformat(),
+                    validation_start=None if val is None else val.end_times[0].isoformat()))
+    return _result(model, fitted, windower, train_set, val, cfg)
+
+
+def _fit_windows(allw, train_set, val, windower, cfg, on_start, on_batch, on_epoch, sampler=None,
+                 streaming_measures: bool = False) -> dict:
+    """Build the model and train it on ``train_set``; the statistics the records keep."""
+    import numpy as np
+
+    from . import schedules
+    from .analysis.latent import iter_batches, latent_stats
+    from .analysis.measures import window_measures
+    from .fitting import fit
+    from .nn.adam import Adam
+    from .nn.model import BetaVAE, VAEConfig
+    from .records import WindowStats
+
+    n = allw.shape[0]
     vae = VAEConfig(n_input=allw.shape[1], hidden=tuple(cfg.hidden), n_latent=cfg.latent,
                     activation=cfg.activation, dtype=cfg.dtype)
     model = BetaVAE(vae, rng=cfg.seed)
@@ -372,38 +452,57 @@ def train_on_candles(df, cfg: TrainConfig | None = None, *, on_batch=None, on_ep
         on_start({"windows": n, "train": train_set.shape[0], "validation": 0 if val is None else val.shape[0],
                   "epochs": epochs, "steps_per_epoch": -(-train_set.shape[0] // cfg.batch_size)})
     t0 = time.perf_counter()
+    kw = {} if sampler is None else {"sampler": sampler}
     history = fit(model, train_set, epochs=epochs, batch_size=cfg.batch_size, optimizer=Adam(lr=cfg.lr),
                   schedule=schedule, rng=cfg.seed, validation=val, on_batch=on_batch, on_epoch=on_epoch,
-                  early_stopping=cfg.early_stopping)
+                  early_stopping=cfg.early_stopping, **kw)
     seconds = time.perf_counter() - t0
 
     stats = latent_stats(model, train_set)
     # one streaming pass (never the whole n x window x features array): measures and the mean window
-    blocks, total = [], np.zeros(train_set.shape[1])
-    for block in iter_batches(train_set):
-        blocks.append(window_measures(block, cfg.window, windower.features))
-        total += block.sum(0, dtype=np.float64)
-    measures = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
-    last = allw.shape[0] - 1
-    ref = np.empty((1, allw.shape[1]), dtype=np.float32)
-    allw.gather(np.array([last], dtype=np.int64), ref)
-    prov.update(rows=len(df), start=df.index[0].isoformat(), end=df.index[-1].isoformat())
-    model.records = ModelRecords(
+    total = np.zeros(train_set.shape[1])
+    if streaming_measures:   # many windows: sums about the first block's means, O(1) memory
+        acc = {}
+        for block in iter_batches(train_set):
+            for k, v in window_measures(block, cfg.window, windower.features).items():
+                v = v.astype(np.float64)
+                if k not in acc:
+                    acc[k] = [float(v.mean()), 0, 0.0, 0.0]
+                c = v - acc[k][0]
+                acc[k][1] += v.size
+                acc[k][2] += float(c.sum())
+                acc[k][3] += float((c * c).sum())
+            total += block.sum(0, dtype=np.float64)
+        scale = {k: float(np.sqrt(max(0.0, q / m - (s1 / m) ** 2))) for k, (_, m, s1, q) in acc.items()}
+    else:
+        blocks = []
+        for block in iter_batches(train_set):
+            blocks.append(window_measures(block, cfg.window, windower.features))
+            total += block.sum(0, dtype=np.float64)
+        measures = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+        scale = {k: float(np.std(v)) for k, v in measures.items()}
+    return {"model": model, "history": history, "epochs": epochs, "schedule": schedule, "seconds": seconds,
+            "stats": stats, "window_stats": WindowStats(measure_scale=scale,
+                                                        mean_window=tuple((total / train_set.shape[0]).tolist()))}
+
+
+def _records(fitted: dict, windower, cfg, **more):
+    import pandas as pd
+
+    from ._version import __version__
+    from .records import ModelRecords, RunRecord, Windowing
+
+    history, schedule = fitted["history"], fitted["schedule"]
+    return ModelRecords(
         windowing=Windowing.from_windower(windower),
-        provenance=Provenance.from_dict(prov),
-        run=RunRecord(config=cfg.to_dict(), epochs=epochs, epochs_run=len(history.train_total),
-                      schedule=schedule.to_dict(), seconds=seconds,
+        run=RunRecord(config=cfg.to_dict(), epochs=fitted["epochs"], epochs_run=len(history.train_total),
+                      schedule=schedule.to_dict(), seconds=fitted["seconds"],
                       created=pd.Timestamp.now(tz="UTC").isoformat(), package_version=__version__),
-        history=history,
-        latent_stats=stats,
-        window_stats=WindowStats(measure_scale={k: float(np.std(v)) for k, v in measures.items()},
-                                 mean_window=tuple((total / train_set.shape[0]).tolist())),
-        reference=ReferenceWindow(end_time=allw.end_times[last].isoformat(), window=tuple(ref[0].tolist())),
-        split=Split(val_fraction=cfg.val_fraction, windows=n, train=train_set.shape[0],
-                    validation=0 if val is None else val.shape[0],
-                    train_end=train_set.end_times[-1].isoformat(),
-                    validation_start=None if val is None else val.end_times[0].isoformat()),
-    )
+        history=history, latent_stats=fitted["stats"], window_stats=fitted["window_stats"], **more)
+
+
+def _result(model, fitted, windower, train_set, val, cfg) -> TrainResult:
+    stats = fitted["stats"]
     warnings = []
     if stats.n_active == 0:
         warnings.append(f"posterior collapse: no latent dimension is active (every posterior mean is nearly "
@@ -411,5 +510,103 @@ def train_on_candles(df, cfg: TrainConfig | None = None, *, on_batch=None, on_ep
                         f"or a warmup schedule (anneal=warmup)")
     for w in warnings:   # returned to the caller; logged at info so nothing reaches a terminal unasked
         log.info(w)
-    return TrainResult(model=model, history=history, windower=windower, train=train_set, validation=val,
-                       seconds=seconds, config=cfg, warnings=warnings)
+    return TrainResult(model=model, history=fitted["history"], windower=windower, train=train_set,
+                       validation=val, seconds=fitted["seconds"], config=cfg, warnings=warnings)
+
+
+def train_on_universe(universe, cfg: TrainConfig | None = None, *, on_batch=None, on_epoch=None,
+                      on_start: Callable[[dict], None] | None = None,
+                      on_notice: Callable[[str], None] | None = None, release: bool = False,
+                      **settings) -> TrainResult:
+    """One model on the windows of many symbols, each windowed and normalised on its own.
+
+    Parameters
+    ----------
+    universe : Universe or mapping of str to pandas.DataFrame
+        The candles (:func:`~betavae_np.data.load_universe`); frames are loaded into one first.
+    cfg : TrainConfig, optional
+        As :func:`train_on_candles`; ``weighting`` says how epochs draw from the symbols.
+    on_batch, on_epoch, on_start : callable, optional
+        As :func:`train_on_candles`.
+    on_notice : callable(str), optional
+        Told about symbols skipped because no window fits them.
+    release : bool
+        Empty ``universe.frames`` once the windows are built, so the candles are held once (in the
+        window set's arrays) while training. :func:`train` does; a caller's own frames are kept by
+        default.
+
+    Returns
+    -------
+    TrainResult
+        ``train``/``validation`` are :class:`~betavae_np.data.window_set.UniverseWindowSet`. The
+        model's records carry ``universe`` (:class:`~betavae_np.records.UniverseRecord`: each
+        symbol's provenance, window counts and latest window, the cutoff, the skipped symbols) and a
+        summary ``provenance`` with ``source="universe"``.
+
+    Notes
+    -----
+    Batches gather windows of any symbols with one compiled call; no window array is ever
+    materialised. With ``val_fraction`` > 0 one calendar cutoff (:meth:`UniverseWindowSet.cutoff_for`)
+    splits every symbol: validation is the same period everywhere, and windows straddling the
+    cutoff are purged. ``weighting="proportional"`` shuffles exactly as a single series does;
+    ``"equal"`` gives each symbol the same share of each epoch
+    (:class:`~betavae_np.data.sampler.EpochSampler`).
+    """
+    import numpy as np
+
+    from .data.universe import Universe, load_universe
+    from .data.windows import Windower
+    from .records import Provenance, ReferenceWindow, Split, UniverseRecord
+
+    cfg = TrainConfig() if cfg is None else cfg
+    if settings:
+        cfg = dataclasses.replace(cfg, **settings)
+    if not isinstance(universe, Universe):
+        universe = load_universe(universe, interval=cfg.interval, on_notice=on_notice)
+    windower = Windower(window=cfg.window, lookback=cfg.lookback, gaps=cfg.gaps, interval=universe.interval)
+    allw = universe.windows(windower, on_notice=on_notice)
+    skipped = dict(universe.skipped)
+    skipped.update({s: "no window fits its candles" for s in universe.symbols if s not in allw.symbols})
+    origin = universe.source
+    if release:
+        universe.frames.clear()
+    n = allw.shape[0]
+    cutoff = None
+    if cfg.val_fraction > 0:
+        cutoff = allw.cutoff_for(cfg.val_fraction)
+        train_set, val = allw.split_at(cutoff)
+    else:
+        train_set, val = allw, None
+    sampler = train_set.sampler("equal") if cfg.weighting == "equal" else None
+    fitted = _fit_windows(allw, train_set, val, windower, cfg, on_start, on_batch, on_epoch, sampler=sampler,
+                          streaming_measures=True)
+    model = fitted.pop("model")
+
+    # each symbol's latest window (the last of its block), and the latest of all as the reference
+    last = np.cumsum(allw.counts) - 1
+    ref = allw.gather(last)
+    ends = allw.end_times[last]
+    refs = {s: ReferenceWindow(end_time=ends[k].isoformat(), window=tuple(ref[k].tolist()))
+            for k, s in enumerate(allw.symbols)}
+    latest = int(np.argmax(ends.asi8))
+    t_counts = train_set.counts
+    v_counts = val.counts if val is not None else np.zeros_like(t_counts)
+    prov_all = {s: dict(allw.provenance.get(s, {})) for s in allw.symbols}
+    starts = [p["start"] for p in prov_all.values() if p.get("start")]
+    stops = [p["end"] for p in prov_all.values() if p.get("end")]
+    rows = sum(int(p.get("rows", 0)) for p in prov_all.values())
+    provenance = Provenance(source="universe", interval=universe.interval, rows=rows,
+                            start=min(starts) if starts else None, end=max(stops) if stops else None,
+                            extra={"symbols": len(allw.symbols), "origin": origin})
+    t_end = train_set.end_times
+    model.records = _records(
+        fitted, windower, cfg, provenance=provenance, reference=refs[allw.symbols[latest]],
+        split=Split(val_fraction=cfg.val_fraction, windows=n, train=train_set.shape[0],
+                    validation=0 if val is None else val.shape[0], train_end=t_end.max().isoformat(),
+                    validation_start=None if val is None else val.end_times.min().isoformat()),
+        universe=UniverseRecord(symbols=tuple(allw.symbols), provenance=prov_all, source=origin,
+                                weighting=cfg.weighting, cutoff=None if cutoff is None else cutoff.isoformat(),
+                                windows={s: {"train": int(t_counts[k]), "validation": int(v_counts[k])}
+                                         for k, s in enumerate(allw.symbols)},
+                                skipped=skipped, references=refs))
+    return _result(model, fitted, windower, train_set, val, cfg)

@@ -21,8 +21,8 @@ from .exceptions import BybitError, ConfigError, DataError, InputError
 from .records import records_of
 from .run import TrainResult, default_epochs, train_on_candles
 
-__all__ = ["SOURCES", "TrainResult", "load_candles", "train_on_candles", "model_windower",
-           "windows_for_model", "reference_window", "heldout_windows", "evaluation_windows", "default_epochs"]
+__all__ = ["SOURCES", "TrainResult", "load_candles", "load_universe_candles", "train_on_candles", "model_windower",
+           "windows_for_model", "universe_for_model", "is_universe_model", "reference_window", "heldout_windows", "evaluation_windows", "default_epochs"]
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,144 @@ def _cached(symbol, interval, category, start, end, cache_dir, base_url=None):
     return df
 
 
+def load_universe_candles(symbols=None, *, source: str = "auto", interval: str | None = None, start=None,
+                          end=None, category: str = "linear", base_url: str | None = None, cache_dir=None,
+                          on_notice: Callable[[str], None] | None = None, on_progress=None):
+    """Candles of many symbols: a directory of CSV files, or Bybit through the cache, as one Universe.
+
+    Parameters
+    ----------
+    symbols : sequence of str, optional
+        The symbols (needed for Bybit; for a directory, a selection of its files).
+    source : {"auto", "bybit"} or directory
+        ``auto``/``bybit``: :func:`~betavae_np.data.fetch_universe` (one client, through the cache);
+        a symbol that fails is skipped with a notice, and with ``auto`` a symbol Bybit cannot serve
+        comes from the cache when it holds candles. A directory: :func:`~betavae_np.data.load_universe`.
+    interval, start, end, category, base_url, cache_dir, on_notice
+        As :func:`load_candles` (the default Bybit range is the last 20,000 candles).
+    on_progress : callable(symbol, fetched, expected), optional
+
+    Returns
+    -------
+    Universe
+
+    Raises
+    ------
+    DataError, ConfigError, BybitError
+        An empty universe (every symbol failed or was skipped), mixed intervals, a symbol given
+        twice; with ``bybit`` a ban or rate limit that stopped every symbol.
+    """
+    from .data.frame import candle_facts
+    from .data.universe import Universe, load_universe
+
+    start, end = _to_utc(start, "start"), _to_utc(end, "end")
+    if source not in ("auto", "bybit"):
+        uni = load_universe(source, interval=interval, symbols=symbols, on_notice=on_notice)
+        if start is None and end is None:
+            return uni
+        frames, prov, skipped = {}, {}, dict(uni.skipped)
+        for sym, df in uni.frames.items():
+            df = _clip(df, start, end)
+            if len(df) < 2:
+                skipped[sym] = f"{sym} skipped: {len(df)} candle(s) between --start and --end, too few to use"
+                _notice(on_notice, skipped[sym])
+                continue
+            frames[sym] = df
+            prov[sym] = {**uni.provenance[sym], **candle_facts(df, uni.interval)}
+        if not frames:
+            raise DataError(f"the universe is empty: no symbol of {uni.source} has candles between "
+                            f"{start} and {end}")
+        return Universe(frames, uni.interval, prov, skipped, uni.source)
+    if not symbols:
+        raise ConfigError("name the symbols to fetch (symbols=...), or give a directory of CSV files as source")
+    from .data.fetch import fetch_universe
+    from .data.intervals import candles_before, normalize_interval, to_ms
+
+    code = normalize_interval(interval or "60")
+    if start is None:
+        anchor = to_ms(end if end is not None else pd.Timestamp.now(tz="UTC"), "end")
+        start = pd.Timestamp(candles_before(anchor, code, DEFAULT_CANDLES), unit="ms", tz="UTC")
+    kw = {"timeout": 10.0} if source == "auto" else {}
+    try:
+        got = fetch_universe(symbols, code, start, end, category, base_url=base_url, cache_dir=cache_dir,
+                             on_progress=on_progress, **kw)
+        frames, errors = dict(got), dict(got.errors)
+    except BybitError as exc:
+        if source == "bybit" or type(exc).__name__ not in _UNREACHABLE:
+            raise
+        frames, errors = {}, {s.upper(): exc for s in symbols}
+    for sym, exc in errors.items():
+        cached = None
+        if source == "auto" and type(exc).__name__ in _UNREACHABLE:
+            cached = _cached(sym, code, category, start, end, cache_dir, base_url)
+        if cached is not None and len(cached) >= 2:
+            _notice(on_notice, f"{sym}: Bybit could not be reached ({exc}); using {len(cached)} cached candles")
+            frames[sym] = cached
+        else:
+            _notice(on_notice, f"{sym} skipped: {exc}")
+    if not frames:
+        raise DataError(f"the universe is empty: none of the {len(errors)} symbols could be fetched "
+                        f"(first: {next(iter(errors.values()), 'no symbol')})")
+    order = [s.upper() for s in symbols]
+    frames = {s: frames[s] for s in order if s in frames}
+    for sym, df in frames.items():
+        prov = df.attrs.setdefault("betavae_np", {})
+        prov.setdefault("requested_start", prov.get("start"))
+        prov.setdefault("requested_end", prov.get("end"))
+    uni = load_universe(frames, interval=code, on_notice=on_notice)
+    for sym, df in frames.items():   # keep what the fetch said (range asked for...) beside the candle facts
+        extra = {k: v for k, v in df.attrs.get("betavae_np", {}).items() if k not in uni.provenance[sym]}
+        uni.provenance[sym].update(extra)
+    uni.source = source
+    return uni
+
+
+def is_universe_model(model) -> bool:
+    """True when the model was trained on many symbols (its records carry a universe record)."""
+    return records_of(model).universe is not None
+
+
+def universe_for_model(model, *, source: str | None = None, symbols=None, base_url=None, cache_dir=None,
+                       on_notice=None, on_progress=None):
+    """Candles of a universe model's symbols (its own source by default), windowed as it expects.
+
+    Parameters
+    ----------
+    model : BetaVAE
+        Trained by :func:`betavae_np.run.train_on_universe` (``records.universe`` set).
+    source : str, optional
+        A directory of CSV files, ``auto`` or ``bybit``; default the directory it was trained on,
+        else ``auto`` over its recorded range.
+    symbols : sequence of str, optional
+        Default the model's symbols.
+
+    Returns
+    -------
+    frames : dict of str to pandas.DataFrame
+        The candles per symbol (the panel and the hand factors need them).
+    windows : UniverseWindowSet
+    """
+    rec = records_of(model)
+    if rec.universe is None:
+        raise InputError("the model was trained on one symbol, not a universe; use windows_for_model")
+    u = rec.universe
+    src = source or (u.source if u.source and os.path.isdir(u.source) else "auto")
+    syms = list(symbols) if symbols is not None else list(u.symbols)
+    kw = {}
+    if src in ("auto", "bybit") and rec.provenance is not None:
+        kw = {"start": rec.provenance.start, "end": rec.provenance.end}
+    prov = rec.provenance
+    category = "linear"
+    for p in u.provenance.values():
+        category = p.get("category", category)
+        break
+    uni = load_universe_candles(syms, source=src, interval=prov.interval if prov is not None else None,
+                                category=category, base_url=base_url, cache_dir=cache_dir, on_notice=on_notice,
+                                on_progress=on_progress, **kw)
+    windows = uni.windows(model_windower(model), on_notice=on_notice)
+    return dict(uni.frames), windows
+
+
 def model_windower(model):
     """The :class:`~betavae_np.data.Windower` a model was trained with (from its windowing record)."""
     w = records_of(model).windowing
@@ -236,14 +374,22 @@ def _model_source(model):
 
 
 def windows_for_model(model, *, source: str | None = None, base_url=None, cache_dir=None, on_notice=None,
-                      on_progress=None):
+                      on_progress=None, symbol: str | None = None):
     """Candles and windows laid out as a model expects, from ``source`` or the model's own data source.
+
+    For a model trained on many symbols this is :func:`universe_for_model` (only ``symbol``'s
+    candles when it is given).
 
     Returns
     -------
-    df : pandas.DataFrame
-    windows : WindowSet
+    df : pandas.DataFrame (dict of them for a universe model)
+    windows : WindowSet (UniverseWindowSet for a universe model)
     """
+    if records_of(model).universe is not None:
+        return universe_for_model(model, source=source, symbols=None if symbol is None else [symbol.upper()],
+                                  base_url=base_url, cache_dir=cache_dir, on_notice=on_notice)
+    if symbol is not None:
+        raise InputError("the model was trained on one symbol; --symbol applies to universe models")
     w = model_windower(model)
     prov = records_of(model).provenance
     get = prov.get if prov is not None else (lambda key, default=None: default)
@@ -288,7 +434,7 @@ def evaluation_windows(model, windows):
     return windows.split(split.val_fraction)[1], "held-out"
 
 
-def reference_window(model, *, at=None, windows=None) -> tuple[np.ndarray, str]:
+def reference_window(model, *, at=None, windows=None, symbol: str | None = None) -> tuple[np.ndarray, str]:
     """The window to traverse: the model's stored latest window, or the one ending at/before ``at``.
 
     Parameters
@@ -298,8 +444,12 @@ def reference_window(model, *, at=None, windows=None) -> tuple[np.ndarray, str]:
         Pick the last window whose final candle opens at or before this time (needs ``windows``).
         A time at or after the close of the data's last candle is refused (InputError), not
         silently answered with the latest window.
-    windows : WindowSet, optional
-        Windows laid out for the model (see :func:`windows_for_model`).
+    windows : WindowSet or UniverseWindowSet, optional
+        Windows laid out for the model (see :func:`windows_for_model`, :func:`universe_for_model`).
+    symbol : str, optional
+        For a model trained on many symbols: that symbol's latest window (stored in the model
+        file), or with ``at``/``windows`` that symbol's windows. Default: the latest window of any
+        symbol.
 
     Returns
     -------
@@ -307,6 +457,21 @@ def reference_window(model, *, at=None, windows=None) -> tuple[np.ndarray, str]:
     end_time : str
         ISO time of the window's last candle.
     """
+    if symbol is not None:
+        uni = records_of(model).universe
+        if uni is None:
+            raise InputError("the model was trained on one symbol; --symbol applies to universe models")
+        symbol = str(symbol).strip().upper()
+        if windows is None:
+            ref = uni.reference(symbol)   # refuses a symbol the model was not trained on
+            if at is None:
+                return np.asarray(ref.window, dtype=model.dtype), ref.end_time
+        if hasattr(windows, "window_set"):
+            windows = windows.window_set(symbol)
+    elif windows is not None and hasattr(windows, "window_set") and len(windows.symbols) > 1:
+        if at is not None:
+            raise InputError("the model was trained on many symbols: name one with --symbol to pick a window "
+                             "by time")
     if at is None:
         ref = records_of(model).reference
         if ref is not None and windows is None:

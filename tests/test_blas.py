@@ -153,7 +153,10 @@ def test_find_gemm_binds_the_blas_numpy_links_with_its_stated_width(monkeypatch)
     lib, name = _blas._numpy_blas_lib()
     if lib is None:
         pytest.skip(f"numpy's BLAS not found here: {name}")
-    from numpy._core import _multiarray_umath as mu
+    try:
+        from numpy._core import _multiarray_umath as mu
+    except ImportError:   # numpy < 2
+        from numpy.core import _multiarray_umath as mu
     assert name in _blas._elf_needed(mu.__file__)
     found = _blas.find_gemm()
     assert found is not None

@@ -23,6 +23,9 @@ _EXPORTS = {
     "stability": ".ic",
     "PCA": ".baselines",
     "hand_factors": ".baselines",
+    "encode_panel": ".panel",
+    "cross_sectional_ic": ".cross_section",
+    "cross_section_report": ".cross_section",
 }
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS)

@@ -27,6 +27,11 @@ def evaluate(model_path, source, base_url, cache_dir, as_json):
     from ..workflow import evaluation_windows, windows_for_model
 
     model = load(model_path)
+    if getattr(model.records, "universe", None) is not None:   # trained on many symbols
+        from ._universe_report import evaluate_universe
+
+        return evaluate_universe(model, model_path, source=source, base_url=base_url, cache_dir=cache_dir,
+                                 as_json=as_json)
     df, windows = windows_for_model(model, source=source, base_url=base_url, cache_dir=cache_dir,
                                     on_notice=notice)
     held, part = evaluation_windows(model, windows)   # the recorded split says what is held out

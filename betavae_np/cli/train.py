@@ -62,33 +62,48 @@ def _bad_setting(exc, ctx) -> click.BadParameter:
     return click.BadParameter(cli_words(str(exc)).rstrip("."), param_hint=hint)
 
 
-@click.command(short_help="Train a beta-VAE on a symbol's candles; write the model file.")
-@click.argument("symbol")
+@click.command(short_help="Train a beta-VAE on a symbol's (or many symbols') candles; write the model file.")
+@click.argument("symbol", required=False)
 @config_options
+@click.option("--symbols-file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Train on the symbols listed in FILE (one per line; # starts a comment).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Model file. Default: betavae-<SYMBOL>-<interval>.npz")
+              help="Model file. Default: betavae-<SYMBOL>-<interval>.npz (betavae-universe-<interval>.npz "
+                   "for many symbols)")
 @bybit_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no data/windows lines.")
 @json_option
 @handle_errors
-def train(symbol, out, base_url, cache_dir, quiet, as_json, **settings):
+def train(symbol, symbols_file, out, base_url, cache_dir, quiet, as_json, **settings):
     """Train a beta-VAE on SYMBOL's candles and write the model file.
 
-    Offline, --source auto falls back to the bundled real BTC sample and says so.
+    Offline, --source auto falls back to the bundled real BTC sample and says so. With --symbols,
+    --symbols-file or a --source directory of <SYMBOL>_<interval>.csv files, one model is trained
+    on the windows of all the symbols (each windowed and normalised on its own; validation is the
+    same latest calendar period for every symbol).
 
-    Example: betavae-np train BTCUSDT --epochs 50 --beta 2
+    Examples: betavae-np train BTCUSDT --epochs 50 --beta 2;
+    betavae-np train --source ../shared/data/bybit_perp_1h/ --out univ.npz
     """
     from ..exceptions import BetaVAEError, ConfigError, ModelFileError
     from ..io import check_writable, save
     from ..run import TrainConfig, train as run_train
 
     ctx = click.get_current_context()
+    settings["symbols"] = _universe_symbols(symbol, symbols_file, settings.get("symbols"), settings["source"])
+    if symbol is None and settings["symbols"] is None and not os.path.isdir(settings["source"]):
+        if settings["source"] not in ("auto", "bybit", "sample") and not os.path.exists(settings["source"]):
+            raise click.BadParameter(f"{settings['source']} does not exist", param_hint="--source")
+        raise click.UsageError("name a SYMBOL, or many with --symbols / --symbols-file, or give a --source "
+                               "directory of candle CSV files")
     try:
-        cfg = TrainConfig(symbol=symbol, **settings)
+        cfg = TrainConfig(symbol=symbol or "BTCUSDT", **settings)
     except ConfigError as exc:
         raise _bad_setting(exc, ctx) from None
+    universe = cfg.is_universe
     # a CSV's interval is known only once it is read: check the folder now, name the file then
-    provisional = out or f"betavae-{symbol.upper()}-{cfg.interval or '60'}.npz"
+    provisional = out or (f"betavae-universe-{cfg.interval or '60'}.npz" if universe
+                          else f"betavae-{symbol.upper()}-{cfg.interval or '60'}.npz")
     try:
         check_writable(provisional, "model file", error=ModelFileError)   # before any work
     except ModelFileError as exc:
@@ -107,7 +122,8 @@ def train(symbol, out, base_url, cache_dir, quiet, as_json, **settings):
     def on_data(df):
         close_bar()
         if not quiet:
-            click.echo(f"data: {_describe(df.attrs.get('betavae_np', {}), len(df))}", err=True)
+            text = (_describe_universe(df) if universe else _describe(df.attrs.get('betavae_np', {}), len(df)))
+            click.echo(f"data: {text}", err=True)
 
     bars = {}
 
@@ -117,7 +133,10 @@ def train(symbol, out, base_url, cache_dir, quiet, as_json, **settings):
             click.echo(f"windows: {plan['windows']} ({plan['train']} train, {plan['validation']} validation), "
                        f"{_count(plan['epochs'], 'epoch')} x {_count(plan['steps_per_epoch'], 'step')}", err=True)
 
-    fetch_bar = FetchProgress(f"fetching {symbol.upper()} {cfg.interval or '60'}", enabled=not quiet)
+    if universe:
+        fetch_bar = _SymbolProgress(quiet or not cfg.symbols or cfg.source not in ("auto", "bybit"))
+    else:
+        fetch_bar = FetchProgress(f"fetching {symbol.upper()} {cfg.interval or '60'}", enabled=not quiet)
     try:
         result = run_train(cfg, base_url=base_url, cache_dir=cache_dir, on_notice=on_notice,
                            on_progress=fetch_bar, on_data=on_data, on_start=on_start,
@@ -130,7 +149,8 @@ def train(symbol, out, base_url, cache_dir, quiet, as_json, **settings):
         close_bar()
     if out is None:
         interval = (result.model.records.provenance.interval if result.model.records.provenance else None)
-        out = f"betavae-{symbol.upper()}-{interval or cfg.interval or '60'}.npz"
+        name = "universe" if universe else symbol.upper()
+        out = f"betavae-{name}-{interval or cfg.interval or '60'}.npz"
     save(result.model, out)
     summary = _summary(result, out, notices)
     for w in summary["warnings"]:
@@ -140,6 +160,55 @@ def train(symbol, out, base_url, cache_dir, quiet, as_json, **settings):
         return
     click.echo(_render(summary))
     click.echo(f"wrote {out}  (next: betavae-np traverse {out})")
+
+
+def _universe_symbols(symbol, symbols_file, symbols, source):
+    """The symbols to train on: --symbols, or --symbols-file's lines; SYMBOL with a directory picks one file."""
+    if symbols_file is not None:
+        if symbols is not None:
+            raise click.UsageError("give the symbols once: --symbols or --symbols-file, not both")
+        try:
+            with open(symbols_file, encoding="utf-8") as fh:
+                lines = [ln.split("#", 1)[0].strip() for ln in fh]
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {symbols_file} ({exc.strerror or exc})",
+                                     param_hint="--symbols-file") from None
+        symbols = ",".join(ln for ln in lines if ln)
+        if not symbols:
+            raise click.BadParameter(f"{symbols_file} lists no symbol", param_hint="--symbols-file")
+    if symbol is not None and symbols is not None:
+        raise click.UsageError("give either a SYMBOL or --symbols/--symbols-file, not both")
+    if symbol is not None and os.path.isdir(source):
+        return symbol
+    return symbols
+
+
+class _SymbolProgress:
+    """Fetch progress of many symbols: one line per symbol as it completes (stderr)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.done = quiet, set()
+
+    def __call__(self, symbol, fetched, expected):
+        if not self.quiet and fetched >= expected and symbol not in self.done:
+            self.done.add(symbol)
+            click.echo(f"fetched {symbol}: {fetched} candles", err=True)
+
+    def close(self):
+        pass
+
+
+def _describe_universe(uni) -> str:
+    """The ``data:`` line of a universe: symbols, interval, candles, overall range, gaps, skipped."""
+    prov = uni.provenance.values()
+    starts = [p["start"] for p in prov if p.get("start")]
+    ends = [p["end"] for p in prov if p.get("end")]
+    missing = sum(int(p.get("missing_candles", 0)) for p in prov)
+    gappy = sum(1 for p in prov if p.get("gaps"))
+    gaps = f"{missing} missing candles in {gappy} symbol(s)" if missing else "no gaps"
+    return (f"{len(uni)} symbols ({', '.join(uni.symbols[:5])}{', ...' if len(uni) > 5 else ''}) from "
+            f"{uni.source}, interval {uni.interval}, {uni.n_candles} candles {min(starts)[:16]} .. "
+            f"{max(ends)[:16]}, {gaps}" + (f"; {len(uni.skipped)} skipped" if uni.skipped else ""))
 
 
 def _count(n: int, word: str) -> str:
@@ -185,6 +254,9 @@ def _summary(result, out, notices) -> dict:
         "active_dims": stats.n_active,
         "notices": notices,
         "warnings": [cli_words(w) for w in result.warnings],
+        **({"universe": {"symbols": list(rec.universe.symbols), "weighting": rec.universe.weighting,
+                         "cutoff": rec.universe.cutoff, "windows": rec.universe.windows,
+                         "skipped": rec.universe.skipped}} if rec.universe is not None else {}),
     }
 
 
@@ -198,6 +270,12 @@ def _render(s: dict) -> str:
             for j, (kl, sd, act) in enumerate(zip(s["kl_per_dim"], s["mu_sd"], s["active"]))]
     part2 = render_table(["dim", "KL (nats)", "sd of mu", "active"], dims, title="\nlatent dimensions (training data):")
     t = s["training"]
-    foot = (f"\nactive dimensions: {s['active_dims']} of {len(s['active'])}   "
+    if s.get("universe"):
+        u = s["universe"]
+        foot0 = (f"\nuniverse: {len(u['symbols'])} symbols, {u['weighting']} weighting, validation from "
+                 f"{str(u['cutoff'] or 'none')[:16]} for every symbol")
+    else:
+        foot0 = ""
+    foot = foot0 + (f"\nactive dimensions: {s['active_dims']} of {len(s['active'])}   "
             f"epochs {t['epochs_run']}/{t['epochs']}, {t['seconds']:.1f}s")
     return part1 + "\n" + part2 + foot

@@ -20,6 +20,7 @@ from ._common import atomic_path, bybit_options, emit_json, fmt, handle_errors, 
                    "when fewer; all windows of a --source other than the model's own data).")
 @click.option("--at", "at", default=None, metavar="TIME",
               help="Read one window instead: the one ending at/before this UTC time (loads data).")
+@click.option("--symbol", default=None, help="A model trained on many symbols: read only this symbol's windows.")
 @source_options(None)
 @bybit_options
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
@@ -30,8 +31,8 @@ from ._common import atomic_path, bybit_options, emit_json, fmt, handle_errors, 
 @click.option("--plot-inactive", is_flag=True, help="Also plot the inactive dimensions (left out by default).")
 @json_option
 @handle_errors
-def traverse(model_path, dims, span, steps, n_windows, at, source, base_url, cache_dir, plot_path, plot_inactive,
-             as_json):
+def traverse(model_path, dims, span, steps, n_windows, at, symbol, source, base_url, cache_dir, plot_path,
+             plot_inactive, as_json):
     """Traverse every latent dimension of MODEL on many windows and name what it controls.
 
     Each dimension is moved from -span to +span sd of its encoded distribution around a window's own
@@ -63,7 +64,7 @@ def traverse(model_path, dims, span, steps, n_windows, at, source, base_url, cac
     model = load(model_path)
     dim_list = parse_dims(dims, model.config.n_latent)
     window, features = window_layout(model)
-    x, basis = _reading_windows(model, at, source, base_url, cache_dir, n_windows)
+    x, basis = _reading_windows(model, at, source, base_url, cache_dir, n_windows, symbol)
     interp = interpret(model, x, dim_list, span, steps)
     if plot_path:
         from ..analysis.plot import plot_interpretation, plot_traversal
@@ -91,7 +92,7 @@ def traverse(model_path, dims, span, steps, n_windows, at, source, base_url, cac
         click.echo(f"wrote {plot_path}")
 
 
-def _reading_windows(model, at, source, base_url, cache_dir, n_windows):
+def _reading_windows(model, at, source, base_url, cache_dir, n_windows, symbol=None):
     """The window(s) to read and what they are: ``(x, basis)``.
 
     ``x`` is one window (``--at``, or the stored reference when the data cannot be loaded) or
@@ -108,8 +109,8 @@ def _reading_windows(model, at, source, base_url, cache_dir, n_windows):
 
     if at is not None:
         _, windows = windows_for_model(model, source=source, base_url=base_url, cache_dir=cache_dir,
-                                       on_notice=notice)
-        x, end = reference_window(model, at=at, windows=windows)
+                                       on_notice=notice, symbol=symbol)
+        x, end = reference_window(model, at=at, windows=windows, symbol=symbol)
         return x, {"from": "at", "available": windows.shape[0], "n": 1, "first_end": end, "last_end": end}
     rec = records_of(model)
     try:
@@ -117,7 +118,7 @@ def _reading_windows(model, at, source, base_url, cache_dir, n_windows):
             raise InputError("the model file does not say where its data came from; give --source to read "
                              "many windows")
         df, windows = windows_for_model(model, source=source, base_url=base_url, cache_dir=cache_dir,
-                                        on_notice=notice)
+                                        on_notice=notice, symbol=symbol)
     except ConfigError:
         raise
     except BetaVAEError as exc:
@@ -126,11 +127,16 @@ def _reading_windows(model, at, source, base_url, cache_dir, n_windows):
         why = str(exc) if rec.provenance is None else f"the model's data could not be loaded ({exc})"
         notice(f"{why}; reading only the stored latest window, ending {rec.reference.end_time}: a "
                "single-window reading, which other windows may contradict")
-        x, end = reference_window(model)
+        x, end = reference_window(model, symbol=symbol)
         return x, {"from": "reference", "available": 1, "n": 1, "first_end": end, "last_end": end}
     part = "all"
     split = rec.split
-    if split is not None and split.train_end and _own_data(model, df):
+    if isinstance(df, dict):   # a universe model: its training windows end before the common cutoff
+        if source is None and rec.universe is not None and rec.universe.cutoff:
+            train, _ = windows.split_at(rec.universe.cutoff)
+            if train.shape[0] > 0:
+                windows, part = train, "training"
+    elif split is not None and split.train_end and _own_data(model, df):
         import pandas as pd
 
         n_train = int(windows.end_times.searchsorted(pd.Timestamp(split.train_end), side="right"))
@@ -140,9 +146,9 @@ def _reading_windows(model, at, source, base_url, cache_dir, n_windows):
         raise InputError("the data hold no window to read")
     rows = spread_rows(windows.shape[0], n_windows)
     x = windows.gather(rows, np.empty((rows.size, windows.shape[1]), dtype=model.dtype))
-    ends = windows.end_times
+    ends = windows.end_times[rows]   # (a universe's windows are ordered by symbol, then time)
     return x, {"from": part, "available": windows.shape[0], "n": int(rows.size),
-               "first_end": ends[rows[0]].isoformat(), "last_end": ends[rows[-1]].isoformat()}
+               "first_end": ends.min().isoformat(), "last_end": ends.max().isoformat()}
 
 
 def _own_data(model, df) -> bool:
