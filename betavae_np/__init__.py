@@ -18,6 +18,7 @@ _EXPORTS = {
     "History": ".fitting",
     "TrainConfig": ".run",
     "train": ".run",
+    "sweep": ".sweeps",
     # model files
     "save": ".io",
     "load": ".io",
