@@ -160,6 +160,10 @@ def _knee(part: pd.DataFrame, name: str, group: dict) -> Elbow:
         b = float(pts["score"].idxmax())
         reason = (f"beta={b:g}{where}: every beta reconstructs the held-out windows equally well, so the "
                   f"beta with the most {label} is chosen.")
+    elif pts["recon"].idxmin() == pts["score"].idxmax():
+        b = float(pts["recon"].idxmin())
+        reason = (f"beta={b:g}{where} has both the lowest held-out reconstruction error and the most {label} "
+                  "of the sweep, so nothing is traded off.")
     elif pts["gain"].max() <= 0:
         b = float(pts["recon"].idxmin())
         reason = (f"beta={b:g}{where}: no beta gains more {label} than it loses in held-out reconstruction "

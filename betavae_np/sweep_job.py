@@ -118,6 +118,7 @@ def run_job(spec: dict) -> dict:
                            on_data=lambda d: seen.setdefault("df", d))
             df = seen["df"]
         row = measure(result, df, metric_samples=spec.get("metric_samples", 10_000))
+        row.update(_threads_now())
     rec = result.model.records
     row.update(key=spec["key"], train_windows=int(result.train.shape[0]), epochs_run=int(rec.run.epochs_run),
                windows_trained=int(result.train.shape[0]) * int(rec.run.epochs_run),
@@ -128,6 +129,15 @@ def run_job(spec: dict) -> dict:
         row["model"] = _write(result.model, cfg, row, spec["out_dir"], spec["key"])
     row["seconds"] = time.perf_counter() - t0
     return row
+
+
+def _threads_now() -> dict:
+    """The Numba and BLAS thread counts in force (for the row: what the job actually ran with)."""
+    import numba
+
+    from ._blas import get_threads
+
+    return {"numba_threads": int(numba.get_num_threads()), "blas_threads": get_threads()}
 
 
 def _write(model, cfg, row, out_dir, key) -> str:
