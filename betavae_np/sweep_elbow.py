@@ -2,8 +2,9 @@
 
 The rule (:func:`choose_beta`): per beta take the mean over seeds of the held-out reconstruction
 error ``x`` and of a score ``y`` that beta should buy - MIG on the synthetic market (whose factors
-are known), the number of latent dimensions switched off (``n_latent - active_units``) on real
-candles. Rescale both to [0, 1] over the sweep and pick the beta that maximises ``y_n - x_n``:
+are known); on real candles the indicator coverage (the mean over the volatility, trend and volume
+groups of the best |Spearman rho| of an active latent with the group's indicators), or the number
+of latent dimensions switched off (``n_latent - active_units``) when asked. Rescale both to [0, 1] over the sweep and pick the beta that maximises ``y_n - x_n``:
 Kneedle's difference curve (Satopaa et al. 2011, "Finding a 'Kneedle' in a Haystack"), i.e. the
 beta past which raising beta costs more reconstruction than it gains in score, each measured as a
 share of its range over the sweep. Ties go to the lower beta (better reconstruction).
@@ -18,7 +19,7 @@ import pandas as pd
 
 from .exceptions import InputError
 
-__all__ = ["summarize", "choose_beta", "Elbow", "plot_tradeoff", "MEASURES"]
+__all__ = ["summarize", "choose_beta", "Elbow", "plot_tradeoff", "MEASURES", "SCORES"]
 
 #: Numeric columns of a sweep row that the summary averages (those present).
 MEASURES = ("recon", "r2", "kl", "active_units", "mig", "sap", "dci_disentanglement", "dci_completeness",
@@ -96,24 +97,37 @@ class Elbow:
                 "points": self.points.reset_index().to_dict(orient="records")}
 
 
-def _score(summary: pd.DataFrame) -> tuple[str, pd.Series]:
-    if "mig_mean" in summary and summary["mig_mean"].notna().any():
-        return "mig", summary["mig_mean"]
+#: Scores the elbow can trade against reconstruction, and how they are named in sentences.
+SCORES = {"mig": "MIG", "coverage": "indicator coverage", "units_off": "latent dimensions switched off"}
+
+
+def _score(summary: pd.DataFrame, score: str = "auto") -> tuple[str, pd.Series]:
+    if score not in ("auto", *SCORES):
+        raise InputError(f"score must be auto, {', '.join(SCORES)}; got {score!r}.")
+    for name in (("mig", "coverage") if score == "auto" else (score,)):
+        if name in SCORES and name != "units_off":
+            col = f"{name}_mean"
+            if col in summary and summary[col].notna().any():
+                return name, summary[col]
+            if score != "auto":
+                raise InputError(f"the sweep table has no {SCORES[name]} to choose beta by.")
     if "active_units_mean" not in summary:
         raise InputError("the sweep table has no active units to choose beta by.")
-    n_latent = summary["latent"] if "latent" in summary else None
-    if n_latent is None:
-        n_latent = summary.attrs.get("latent", summary["active_units_mean"].max())
+    n_latent = summary["latent"] if "latent" in summary else summary.attrs.get(
+        "latent", summary["active_units_mean"].max())
     return "units_off", n_latent - summary["active_units_mean"]
 
 
-def choose_beta(summary: pd.DataFrame, latent: int | None = None) -> list:
+def choose_beta(summary: pd.DataFrame, score: str = "auto", latent: int | None = None) -> list:
     """The elbow of the reconstruction / score trade-off, per curve (see the module notes for the rule).
 
     Parameters
     ----------
     summary : DataFrame
         :func:`summarize`'s table.
+    score : {"auto", "mig", "coverage", "units_off"}
+        What beta should buy. ``auto``: MIG when the table has it (synthetic market), else the
+        indicator coverage (real candles), else the latent dimensions switched off.
     latent : int, optional
         Latent dimensions of the models when ``latent`` is not a column (real data: the score is
         the dimensions switched off).
@@ -126,8 +140,8 @@ def choose_beta(summary: pd.DataFrame, latent: int | None = None) -> list:
     s = summary.copy()
     if latent is not None and "latent" not in s:
         s["latent"] = latent
-    name, score = _score(s)
-    s["_score"] = score
+    name, values = _score(s, score)
+    s["_score"] = values
     others = [f for f in _groups(summary) if f != "beta"]
     parts = s.groupby(others, sort=True, dropna=False) if others else [((), s)]
     out = []
@@ -142,7 +156,7 @@ def _knee(part: pd.DataFrame, name: str, group: dict) -> Elbow:
     p = part[["beta", "recon_mean", "_score"]].dropna().sort_values("beta")
     pts = pd.DataFrame({"recon": p["recon_mean"].to_numpy(), "score": p["_score"].to_numpy()},
                        index=pd.Index(p["beta"].to_numpy(), name="beta"))
-    label = {"mig": "MIG", "units_off": "latent dimensions switched off"}[name]
+    label = SCORES[name]
     where = "".join(f", {k}={v}" for k, v in group.items())
     if pts.empty:
         return Elbow(None, name, group, f"no beta{where} finished with results, so none is chosen.", pts)
@@ -205,7 +219,7 @@ def plot_tradeoff(summary: pd.DataFrame, elbows: list, path: str) -> str:
         if pts.empty:
             continue
         label = ", ".join(f"{k}={v}" for k, v in e.group.items()) or None
-        ysd = _sd(summary, e, "mig" if e.score == "mig" else "active_units")
+        ysd = _sd(summary, e, "active_units" if e.score == "units_off" else e.score)
         xsd = _sd(summary, e, "recon")
         ax.errorbar(pts["recon"], pts["score"], xerr=xsd, yerr=ysd, fmt="o-", color=c, capsize=3, label=label)
         for b, r in pts.iterrows():
@@ -217,8 +231,8 @@ def plot_tradeoff(summary: pd.DataFrame, elbows: list, path: str) -> str:
         ax2.plot(pts.index, pts["y"], "s--", color=c, label=f"score (rescaled){' ' + label if label else ''}")
         if e.beta is not None:
             ax2.axvline(e.beta, color="red", lw=1)
-    score = {"mig": "MIG (synthetic market)", "units_off": "latent dimensions switched off"}[elbows[0].score] \
-        if elbows else "score"
+    score = {"mig": "MIG (synthetic market)", "coverage": "indicator coverage (mean best |rho|: vol, trend, volume)",
+             "units_off": "latent dimensions switched off"}[elbows[0].score] if elbows else "score"
     ax.set_xlabel("held-out reconstruction error (mean SSE per window)")
     ax.set_ylabel(score)
     ax.set_title("trade-off (labels: beta; ring: chosen)")

@@ -1,8 +1,8 @@
 """Sweeps: many :class:`~betavae_np.run.TrainConfig` jobs on any ``concurrent.futures``-style executor.
 
 ``bv.sweep(configs, executor=...)`` trains every configuration (in this process, on a process pool
-it starts with ``workers=N``, on a ``ProcessPoolExecutor`` of yours, or on a Dask ``Client``),
-measures each model (:func:`betavae_np.sweep_job.measure`) and returns one row per job. With
+it starts with ``workers=N``, on a ``spawn``/``forkserver`` ``ProcessPoolExecutor`` of yours, or
+on a Dask ``Client``), measures each model (:func:`betavae_np.sweep_job.measure`) and returns one row per job. With
 ``out_dir`` every model is written there under its job key with its configuration, and a rerun with
 the same directory skips the finished jobs. :mod:`betavae_np.sweep_elbow` turns the rows into the
 mean/spread table and picks beta.
@@ -67,7 +67,7 @@ def grid(base=None, *, betas=(1.0,), seeds=1, **axes) -> list:
 def process_pool(workers: int | None = None):
     """A ``ProcessPoolExecutor`` whose workers are started with ``spawn`` (never ``fork``: Numba's
     OpenMP layer is not fork-safe). ``workers`` defaults to the machine's cores."""
-    import multiprocessing as mp
+    import multiprocessing as mp   # only its "spawn" context is used
 
     n = workers or os.cpu_count() or 1
     return cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"))

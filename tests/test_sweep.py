@@ -148,6 +148,8 @@ def test_summary_mean_and_sd_over_seeds_and_choice_per_latent():
     elbows = choose_beta(s)
     assert [e.group for e in elbows] == [{"latent": 2}, {"latent": 4}]
     assert all(e.score == "units_off" for e in elbows)
+    with pytest.raises(bv.InputError):
+        choose_beta(s, "mig")                                     # no MIG in a real-data table
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -165,6 +167,7 @@ def test_cli_sweep_table_choice_json_plot_and_resume(tmp_path):
     out = json.loads(r2.stdout)
     assert {j["status"] for j in out["jobs"]} == {"resumed"} and len(out["summary"]) == 2
     assert out["choice"][0]["beta"] in (0.5, 4.0) and out["choice"][0]["reason"]
+    assert out["choice"][0]["score"] == "coverage"                # real candles: indicator coverage
 
 
 def test_cli_sweep_misuse_exits_2():

@@ -91,13 +91,16 @@ def _help(name):
               help="Directory for the models (<key>.npz + <key>.json); finished jobs there are not rerun.")
 @click.option("--metric-samples", type=click.IntRange(min=50), default=10_000, show_default=True,
               help="Observations for the supervised metrics on --source synthetic.")
+@click.option("--elbow", "elbow_score", type=click.Choice(["auto", "mig", "coverage", "units_off"]), default="auto",
+              show_default=True, help="What beta should buy at the elbow: MIG (synthetic), indicator coverage (real "
+                                      "candles), or latent dimensions switched off; auto picks the first available.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png", help="Write the trade-off plot.")
 @bybit_options
 @click.option("-q", "--quiet", is_flag=True, help="No per-job progress lines.")
 @json_option
 @handle_errors
 def sweep(symbol, betas, seeds, seed, latent, anneal, workers, threads, dask_address, out_dir, metric_samples,
-          plot_path, base_url, cache_dir, quiet, as_json, **settings):
+          elbow_score, plot_path, base_url, cache_dir, quiet, as_json, **settings):
     """Train one model per beta x seed (x --latent x --anneal) and pick beta at the elbow.
 
     SYMBOL is needed with --source auto or bybit. Each job's model goes to --out with its
@@ -107,7 +110,7 @@ def sweep(symbol, betas, seeds, seed, latent, anneal, workers, threads, dask_add
 
     Example: betavae-np sweep --source sample --betas 0.5,1,2,4 --seeds 3 --workers 2
     """
-    from ..exceptions import ConfigError
+    from ..exceptions import ConfigError, InputError
     from ..run import TrainConfig
     from ..sweep_elbow import choose_beta, plot_tradeoff, summarize
     from ..sweeps import grid, sweep as run_sweep, varying_fields
@@ -168,7 +171,10 @@ def sweep(symbol, betas, seeds, seed, latent, anneal, workers, threads, dask_add
                    f"{out_dir}; run the same command again to resume", err=True)
         raise click.exceptions.Exit(130) from None
     summary = summarize(table)
-    elbows = choose_beta(summary)
+    try:
+        elbows = choose_beta(summary, elbow_score)
+    except InputError as exc:
+        raise click.BadParameter(str(exc).rstrip("."), param_hint="--elbow") from None
     if plot_path is not None:
         plot_tradeoff(summary, elbows, plot_path)
     failed = table[table["status"] == "failed"]
