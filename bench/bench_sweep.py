@@ -47,7 +47,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--betas", default="0.25,0.5,1,2,4,8")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--skip-dask", action="store_true")
+    p.add_argument("--modes", default="sequential,workers2,dask_local2", help="Comma-separated modes to run.")
     a = p.parse_args(argv)
 
     import numba
@@ -62,9 +62,12 @@ def main(argv=None):
     numba.set_num_threads(2)
     warm_job({"threads": 2, "variants": [("float32", 256)]})          # this process's kernels
     out = {"hardware": hardware_info(), "epochs": a.epochs, "jobs": len(configs), "results": []}
-    out["results"].append(_run("sequential", configs, candles))
-    out["results"].append(_run("workers2", configs, candles, workers=2, threads=1))
-    if not a.skip_dask:
+    modes = a.modes.split(",")
+    if "sequential" in modes:
+        out["results"].append(_run("sequential", configs, candles))
+    if "workers2" in modes:
+        out["results"].append(_run("workers2", configs, candles, workers=2, threads=1))
+    if "dask_local2" in modes:
         from distributed import Client, LocalCluster
 
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -72,8 +75,9 @@ def main(argv=None):
             out["results"].append(_run("dask_local2", configs, candles, executor=client, threads=1))
     res = {r["mode"]: r for r in out["results"]}
     out["same_results"] = len({tuple(r["recon"]) for r in out["results"]}) == 1
-    out["workers2_vs_sequential"] = round(res["workers2"]["windows_per_s"] / res["sequential"]["windows_per_s"], 3)
-    if "dask_local2" in res:
+    if "sequential" in res and "workers2" in res:
+        out["workers2_vs_sequential"] = round(res["workers2"]["windows_per_s"] / res["sequential"]["windows_per_s"], 3)
+    if "dask_local2" in res and "workers2" in res:
         out["dask_overhead_vs_workers2"] = round(res["dask_local2"]["wall_s"] / res["workers2"]["wall_s"] - 1, 3)
     for r in out["results"]:
         r.pop("recon")

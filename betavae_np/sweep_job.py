@@ -53,7 +53,7 @@ def read_finished(out_dir, key: str) -> dict | None:
         return None
     if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("row"), dict):
         return None
-    return data["row"]
+    return dict(data["row"], model=os.path.abspath(model))   # where it is now (the folder may have moved)
 
 
 class _Caps:

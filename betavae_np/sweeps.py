@@ -261,6 +261,10 @@ def _run_on(executor, workers, specs, pending, report, warm_spec, retries) -> No
             if warm_spec:
                 _warm(pool, warm_spec, owned)
                 warm_spec = None
+            if _is_dask(pool) and specs[left[0]].get("candles") is not None:
+                # the candles go to every worker once, not with every task (the task gets them back)
+                shared = pool.scatter(specs[left[0]]["candles"], broadcast=True, hash=False)
+                specs = {k: dict(v, candles=shared) for k, v in specs.items()}
             futures = {pool.submit(run_job, specs[k]): k for k in left}
             broken = []
             for fut in _as_completed(futures):
