@@ -19,6 +19,7 @@ _EXPORTS = {
     "TrainConfig": ".run",
     "train": ".run",
     "train_on_universe": ".run",
+    "sweep": ".sweeps",
     # model files
     "save": ".io",
     "load": ".io",

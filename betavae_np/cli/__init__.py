@@ -8,6 +8,7 @@ from .._version import __version__
 from ._common import quiet_broken_pipe
 from .evaluate import evaluate
 from .fetch import fetch
+from .sweep import sweep
 from .train import train
 from .traverse import traverse
 
@@ -34,6 +35,7 @@ def main():
     betavae-np traverse MODEL.npz     what each latent dimension means
     betavae-np evaluate MODEL.npz     held-out error, active units, collapse warnings
     betavae-np fetch BTCUSDT --out btc.csv
+    betavae-np sweep --source sample --betas 0.5,1,2,4   choose beta (table, elbow, plot)
 
     Results go to stdout (--json for one JSON object); progress and notices go to stderr.
     Exit codes: 0 success, 1 failure, 2 misuse.
@@ -44,3 +46,4 @@ main.add_command(fetch)
 main.add_command(train)
 main.add_command(traverse)
 main.add_command(evaluate)
+main.add_command(sweep)
