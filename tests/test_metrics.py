@@ -234,3 +234,15 @@ def test_synthetic_report_collects_every_metric():
     assert r["mig"] > 0.9 and r["dci_disentanglement"] > 0.9 and r["active_units"] == 2
     assert {"mig", "dci", "sap", "total_correlation", "sample"} <= set(r["seconds"])
     assert "factor_vae" not in r and "beta_vae" not in r
+
+
+def test_dci_importance_does_not_depend_on_the_number_of_threads():
+    from betavae_np.metrics.supervised import dci_importance
+
+    rng = np.random.default_rng(3)
+    f = rng.integers(0, 4, (300, 3))
+    z = np.c_[f + rng.normal(0, 0.5, f.shape), rng.normal(size=(300, 2))]
+    one = dci_importance(z[:200], f[:200], z[200:], f[200:], rng=1, n_jobs=1)
+    two = dci_importance(z[:200], f[:200], z[200:], f[200:], rng=1, n_jobs=3)
+    np.testing.assert_array_equal(one[0], two[0])
+    assert one[1:] == two[1:]
