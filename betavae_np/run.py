@@ -55,7 +55,9 @@ class TrainConfig:
     # -- data: which candles ------------------------------------------------------------------
     symbol: str = _setting("BTCUSDT", "Bybit symbol (the CLI's SYMBOL argument).", cli=False)
     source: str = _setting("auto", "Where candles come from: auto (cache, then Bybit, then the bundled "
-                                   "sample), bybit, sample, or a PATH.csv.", metavar="auto|bybit|sample|PATH.csv")
+                                   "sample), bybit, sample, a PATH.csv, or synthetic (the synthetic market "
+                                   "with known factors, seeded by --seed; no SYMBOL).",
+                           metavar="auto|bybit|sample|synthetic|PATH.csv")
     interval: str | None = _setting(None, "Candle interval (Bybit code or alias: 60, 1h, 4h, D). Default: "
                                           "a CSV's own spacing, else 60.")
     category: str = _setting("linear", "Bybit market category.", choices=CATEGORIES)
@@ -296,7 +298,7 @@ def train(cfg: TrainConfig | None = None, *, base_url: str | None = None, cache_
         cfg = dataclasses.replace(cfg, **settings)
     df = load_candles(cfg.symbol, source=cfg.source, interval=cfg.interval, start=cfg.start, end=cfg.end,
                       category=cfg.category, base_url=base_url, cache_dir=cache_dir, on_notice=on_notice,
-                      on_progress=on_progress)
+                      on_progress=on_progress, seed=cfg.seed)   # seed: the synthetic market's (source="synthetic")
     if on_data is not None:
         on_data(df)
     return train_on_candles(df, cfg, on_start=on_start, on_batch=on_batch, on_epoch=on_epoch)
