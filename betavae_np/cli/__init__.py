@@ -6,6 +6,7 @@ import click
 
 from .._version import __version__
 from ._common import quiet_broken_pipe
+from .encode import encode
 from .evaluate import evaluate
 from .fetch import fetch
 from .train import train
@@ -32,7 +33,8 @@ def main():
     \b
     betavae-np train BTCUSDT          train on Bybit hourly candles (offline: the bundled sample)
     betavae-np traverse MODEL.npz     what each latent dimension means
-    betavae-np evaluate MODEL.npz     held-out error, active units, collapse warnings
+    betavae-np evaluate MODEL.npz     held-out error, active units, the codes against indicators and PCA
+    betavae-np encode MODEL.npz --out latents.csv   every window's mu and logvar
     betavae-np fetch BTCUSDT --out btc.csv
 
     Results go to stdout (--json for one JSON object); progress and notices go to stderr.
@@ -44,3 +46,4 @@ main.add_command(fetch)
 main.add_command(train)
 main.add_command(traverse)
 main.add_command(evaluate)
+main.add_command(encode)
