@@ -118,13 +118,26 @@ def _supervised(model, data, train, quick) -> dict:
 
 
 def _ic_alarms(m: dict) -> list[str]:
-    out = []
+    """A warning per |IC| above :data:`IC_ALARM` that noise does not explain, one note for the rest.
+
+    A pooled IC over ``n`` overlapping h-candle returns has about ``n / h`` independent samples, so
+    its noise is about ``1 / sqrt(n / h)``; a large IC within 3 of those is reported as noise.
+    """
+    out, noisy = [], []
     for rep, block in m["codes"].items():
         for r in block["ic"]:
-            ic = r["ic"]
-            if ic is not None and ic == ic and abs(ic) > IC_ALARM:
-                out.append(f"{r['code']} ({rep}) has IC {ic:+.3f} with the {r['horizon']}-candle forward return; "
-                           f"above {IC_ALARM} on hourly candles this is more likely look-ahead than signal")
+            ic, k = r["ic"], r["n_nonoverlap"]
+            if ic is None or ic != ic or abs(ic) <= IC_ALARM:
+                continue
+            if k > 3 and abs(ic) > 3.0 / (k - 1) ** 0.5:
+                out.append(f"{r['code']} ({rep}) has IC {ic:+.3f} with the {r['horizon']}-candle forward return "
+                           f"(t {r['t_nonoverlap']:+.1f} on {k} non-overlapping windows); above {IC_ALARM} on hourly "
+                           "candles this is more likely look-ahead than signal: check the data before using it")
+            else:
+                noisy.append(f"{r['code']} {r['horizon']}")
+    if noisy:
+        out.append(f"{len(noisy)} IC(s) above {IC_ALARM} in size ({', '.join(noisy)}) are within 3 standard errors "
+                   "of 0 given the independent forward returns in these windows: noise, not evidence of signal")
     return out
 
 
