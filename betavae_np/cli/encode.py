@@ -78,7 +78,7 @@ def encode(model_path, source, base_url, cache_dir, out_path, as_json):
             frame[f"factor_{name}"] = factors[:, j].astype(np.int64)
     with atomic_path(path) as tmp:
         if fmt_ == "csv":
-            frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
+            frame.to_csv(tmp, index=False)   # end_time as 2024-01-01 00:00:00+00:00
         else:
             frame.to_parquet(tmp, index=False)
     summary = {"model": os.path.abspath(model_path), "out": os.path.abspath(path), "format": fmt_,
