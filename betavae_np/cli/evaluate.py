@@ -25,8 +25,8 @@ IC_ALARM = 0.1
 @click.option("--no-measures", is_flag=True,
               help="Only reconstruction, KL and active units (no indicator, IC or disentanglement measures).")
 @click.option("--quick", is_flag=True,
-              help="Smaller samples for the synthetic market's supervised metrics (seconds instead of about "
-                   "a minute; rougher numbers).")
+              help="Smaller samples for the synthetic market's supervised metrics (a fraction of the time; "
+                   "rougher numbers).")
 @json_option
 @handle_errors
 def evaluate(model_path, source, base_url, cache_dir, no_measures, quick, as_json):
@@ -41,7 +41,7 @@ def evaluate(model_path, source, base_url, cache_dir, no_measures, quick, as_jso
     best indicator per code, the gap per indicator), forward 1/4/24-candle log returns (IC, ICIR,
     overlap-aware t, a permuted control) and over 4 consecutive periods (sign agreement). On the
     synthetic market (a model trained with --source synthetic) it computes MIG, DCI, SAP and the
-    FactorVAE score for the model and for PCA instead (about a minute; --quick for less).
+    FactorVAE score for the model and for PCA instead (a minute or more; --quick for less).
     """
     from ..analysis.evaluate import evaluate as run_evaluate
     from ..io import load
@@ -108,8 +108,9 @@ def _supervised(model, data, train, quick) -> dict:
 
     market = synthetic_market(data, records_of(model).windowing)
     t0 = time.perf_counter()
-    click.echo(f"supervised metrics on the synthetic market (model and PCA; "
-               f"{'--quick: a few seconds' if quick else 'about a minute, --quick for less'}):", err=True)
+    how = ("--quick: smaller samples" if quick else
+           "a minute or more, most of it DCI's boosted trees; --quick for less")
+    click.echo(f"supervised metrics on the synthetic market (model and PCA; {how}):", err=True)
 
     def on_stage(rep, metric):
         click.echo(f"  {time.perf_counter() - t0:5.0f}s  {'PCA' if rep == 'pca' else rep}: {metric}", err=True)
