@@ -24,9 +24,12 @@ def _target(path: str) -> tuple[str, str]:
     if FORMATS[ext] == "parquet":
         try:
             import pyarrow  # noqa: F401
-        except ImportError:
+        except ModuleNotFoundError:
             raise click.ClickException("writing .parquet needs pyarrow: pip install pyarrow "
                                        "(or write .csv)") from None
+        except ImportError as exc:   # installed but unusable, e.g. built for another NumPy
+            raise click.ClickException(f"writing .parquet needs a working pyarrow, and importing it failed "
+                                       f"({exc}); reinstall it or write .csv") from None
     try:
         check_writable(path, "latents file", error=ModelFileError)
     except ModelFileError as exc:
