@@ -58,8 +58,10 @@ class TrainConfig:
                                            "cache and Bybit, or from a --source directory.",
                                      metavar="SYM1,SYM2,...")
     source: str = _setting("auto", "Where candles come from: auto (cache, then Bybit, then the bundled "
-                                   "sample), bybit, sample, a PATH.csv, or a DIRECTORY of <SYMBOL>_<interval>.csv "
-                                   "files (one model on all of them).", metavar="auto|bybit|sample|PATH.csv|DIR")
+                                   "sample), bybit, sample, a PATH.csv, a DIRECTORY of <SYMBOL>_<interval>.csv "
+                                   "files (one model on all of them), or synthetic (the synthetic market with "
+                                   "known factors, seeded by --seed; no SYMBOL).",
+                           metavar="auto|bybit|sample|synthetic|PATH.csv|DIR")
     interval: str | None = _setting(None, "Candle interval (Bybit code or alias: 60, 1h, 4h, D). Default: "
                                           "a CSV's own spacing, else 60.")
     category: str = _setting("linear", "Bybit market category.", choices=CATEGORIES)
@@ -354,7 +356,7 @@ def train(cfg: TrainConfig | None = None, *, base_url: str | None = None, cache_
                                  on_notice=on_notice, release=True)
     df = load_candles(cfg.symbol, source=cfg.source, interval=cfg.interval, start=cfg.start, end=cfg.end,
                       category=cfg.category, base_url=base_url, cache_dir=cache_dir, on_notice=on_notice,
-                      on_progress=on_progress)
+                      on_progress=on_progress, seed=cfg.seed)   # seed: the synthetic market's (source="synthetic")
     if on_data is not None:
         on_data(df)
     return train_on_candles(df, cfg, on_start=on_start, on_batch=on_batch, on_epoch=on_epoch)

@@ -22,12 +22,17 @@ from .records import records_of
 from .run import TrainResult, default_epochs, train_on_candles
 
 __all__ = ["SOURCES", "TrainResult", "load_candles", "load_universe_candles", "train_on_candles", "model_windower",
-           "windows_for_model", "universe_for_model", "is_universe_model", "reference_window", "heldout_windows", "evaluation_windows", "default_epochs"]
+           "windows_for_model", "universe_for_model", "is_universe_model", "synthetic_market", "synthetic_factors",
+           "reference_window", "heldout_windows", "evaluation_windows", "default_epochs"]
 
 log = logging.getLogger(__name__)
 
 #: The named data sources; anything else is a path to a CSV file.
-SOURCES = ("auto", "bybit", "sample")
+SOURCES = ("auto", "bybit", "sample", "synthetic")
+
+#: Candles of ``source="synthetic"`` (one series from SyntheticMarket.candles) and its regime length.
+SYNTHETIC_CANDLES = 20_000
+SYNTHETIC_SEGMENT = 256
 
 #: Candles requested from Bybit when no --start is given (about 2.3 years of hourly candles).
 DEFAULT_CANDLES = 20_000
@@ -94,17 +99,19 @@ def _sample(symbol: str, interval: str, start, end, why: str | None, on_notice) 
 def load_candles(symbol: str, *, source: str = "auto", interval: str | None = None, start=None, end=None,
                  category: str = "linear", base_url: str | None = None, cache_dir=None,
                  on_notice: Callable[[str], None] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Candles for a symbol from Bybit (through the cache), the bundled sample or a CSV file.
+                 on_progress: Callable[[int, int], None] | None = None, seed: int = 0) -> pd.DataFrame:
+    """Candles for a symbol from Bybit (through the cache), the bundled sample, a CSV file or the synthetic market.
 
     Parameters
     ----------
     symbol : str
         Bybit symbol, e.g. ``"BTCUSDT"``.
-    source : {"auto", "bybit", "sample"} or path
+    source : {"auto", "bybit", "sample", "synthetic"} or path
         ``auto``: the cache, then Bybit, and when Bybit cannot be reached the cached candles or, for
         BTC hourly, the bundled real sample (with a notice naming what is used). ``bybit``: Bybit
-        through the cache, errors are errors. ``sample``: the bundled sample. A path: a candle CSV.
+        through the cache, errors are errors. ``sample``: the bundled sample. ``synthetic``:
+        :data:`SYNTHETIC_CANDLES` hourly candles of :class:`~betavae_np.synth.SyntheticMarket`
+        (``symbol`` is not used; see :func:`synthetic_candles`). A path: a candle CSV.
     interval : str, optional
         Bybit interval code or alias (``60``, ``1h``, ``D``...). None: for a CSV, inferred from its
         most common candle spacing (with a notice); otherwise ``"60"``. A CSV whose spacing differs
@@ -117,6 +124,8 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str | None = No
         failed Bybit request (the library never prints).
     on_progress : callable(fetched, expected), optional
         Fetch progress.
+    seed : int
+        Seed of the synthetic market (``source="synthetic"`` only).
 
     Returns
     -------
@@ -144,6 +153,10 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str | None = No
         raise ConfigError(f"start {start.isoformat()} is not before end {end.isoformat()}")
     if source == "sample":
         return _sample(symbol, interval or "60", start, end, None, on_notice)
+    if source == "synthetic":
+        if interval not in (None, "60"):
+            raise ConfigError(f"the synthetic market's candles are hourly (interval 60), not interval {given}")
+        return synthetic_candles(seed, start=start, end=end)
     if source not in SOURCES:
         if not os.path.exists(source):
             raise DataError(f"source {source!r} is neither auto, bybit, sample nor an existing CSV file")
@@ -194,6 +207,97 @@ def load_candles(symbol: str, *, source: str = "auto", interval: str | None = No
     if start is not None and end is None and _is_btc(symbol) and interval == "60":
         start = None  # the default window is 'recent candles', which the sample cannot honour
     return _sample(symbol, interval, start, end, why, on_notice)
+
+
+def synthetic_candles(seed: int = 0, *, n_candles: int = SYNTHETIC_CANDLES, segment: int = SYNTHETIC_SEGMENT,
+                      grids=None, start=None, end=None) -> pd.DataFrame:
+    """One hourly series of :class:`~betavae_np.synth.SyntheticMarket` (what ``--source synthetic`` trains on).
+
+    The factors are redrawn every ``segment`` candles (:meth:`~betavae_np.synth.SyntheticMarket.candles`).
+    The provenance (``attrs["betavae_np"]``) records everything that regenerates the same candles:
+    ``source="synthetic"``, ``seed``, ``n_candles``, ``segment``, ``grids`` and ``factor_names``;
+    :func:`synthetic_market` and :func:`synthetic_factors` read it back.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_candles, 5)
+        Clipped to ``start``/``end`` when given.
+    """
+    from .data.frame import candle_facts
+    from .synth import SyntheticMarket
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"the synthetic market's seed must be a non-negative integer, got {seed!r}")
+    market = SyntheticMarket(seed=int(seed), grids=grids)
+    df = market.candles(n_candles, segment=segment)
+    prov = dict(df.attrs["betavae_np"])
+    prov.update(n_candles=int(n_candles), grids={k: list(v) for k, v in market.grids.items()},
+                factor_names=list(market.factor_names))
+    out = _clip(df, _to_utc(start, "start"), _to_utc(end, "end"))
+    if not len(out):
+        raise DataError("no synthetic candles between the given start and end; the series starts "
+                        f"{df.index[0].isoformat()} and ends {df.index[-1].isoformat()}")
+    prov.update(candle_facts(out, "60"))
+    out.attrs["betavae_np"] = prov
+    return out
+
+
+def _synthetic_prov(prov) -> dict:
+    get = prov.get
+    return {"seed": get("seed") or 0, "n_candles": get("n_candles") or SYNTHETIC_CANDLES,
+            "segment": get("segment") or SYNTHETIC_SEGMENT, "grids": get("grids")}
+
+
+def synthetic_market(prov, windowing=None):
+    """The :class:`~betavae_np.synth.SyntheticMarket` of synthetic candles' provenance.
+
+    Parameters
+    ----------
+    prov : dict or Provenance
+        ``df.attrs["betavae_np"]`` of :func:`synthetic_candles`, or a model's provenance record.
+    windowing : Windower or Windowing, optional
+        Window observations exactly as this windower does (a model's own); default the market's.
+
+    Returns
+    -------
+    SyntheticMarket
+        Same seed and grids as the candles, so the supervised metrics sample the same market.
+    """
+    from .synth import SyntheticMarket
+
+    p = _synthetic_prov(prov)
+    if windowing is None:
+        return SyntheticMarket(seed=int(p["seed"]), grids=p["grids"])
+    w = windowing.windower() if hasattr(windowing, "windower") else windowing
+    market = SyntheticMarket(seed=int(p["seed"]), window=w.window, lookback=w.lookback, features=w.features,
+                             reference=bool(prov.get("reference", True)), grids=p["grids"])
+    market.windower = w   # the model's own normalisation settings (norm, log volume) too
+    return market
+
+
+def synthetic_factors(prov, end_times) -> np.ndarray:
+    """The synthetic market's factors at each window's last candle.
+
+    Parameters
+    ----------
+    prov : dict or Provenance
+        Provenance of :func:`synthetic_candles` (regenerates the series from its seed).
+    end_times : pandas.DatetimeIndex, shape (n,)
+
+    Returns
+    -------
+    ndarray of int64, shape (n, num_factors)
+        Grid index of each factor (order ``prov["factor_names"]``).
+    """
+    from .synth import SyntheticMarket
+
+    p = _synthetic_prov(prov)
+    df, factors = SyntheticMarket(seed=int(p["seed"]), grids=p["grids"]).candles(
+        int(p["n_candles"]), segment=int(p["segment"]), return_factors=True)
+    pos = df.index.get_indexer(pd.DatetimeIndex(end_times))
+    if (pos < 0).any():
+        raise InputError("some windows end at times the synthetic series does not have")
+    return factors[pos]
 
 
 def _cached(symbol, interval, category, start, end, cache_dir, base_url=None):
@@ -370,6 +474,8 @@ def _model_source(model):
         return "bybit"
     if src == "bybit-cache":  # trained offline from the cache: stay offline-friendly
         return "auto"
+    if src == "synthetic":
+        return "synthetic"
     return "sample" if src == "sample" else "auto"
 
 
@@ -398,6 +504,9 @@ def windows_for_model(model, *, source: str | None = None, base_url=None, cache_
     kw = {}
     if src in ("bybit", "auto") and get("source") in ("bybit", "bybit-cache"):
         kw = {"start": get("start"), "end": get("end"), "category": get("category", "linear")}
+    if src == "synthetic":   # the model's own synthetic series (seed, length, grids), or the default one
+        df = synthetic_candles(**(_synthetic_prov(prov) if get("source") == "synthetic" else {}))
+        return df, w.windows(df)
     if src == "sample" and symbol and not _is_btc(symbol):
         symbol = "BTCUSDT"
     df = load_candles(symbol, source=src, interval=get("interval", "60"), base_url=base_url,

@@ -6,6 +6,7 @@ import click
 
 from .._version import __version__
 from ._common import quiet_broken_pipe
+from .encode import encode
 from .evaluate import evaluate
 from .fetch import fetch
 from .sweep import sweep
@@ -33,7 +34,8 @@ def main():
     \b
     betavae-np train BTCUSDT          train on Bybit hourly candles (offline: the bundled sample)
     betavae-np traverse MODEL.npz     what each latent dimension means
-    betavae-np evaluate MODEL.npz     held-out error, active units, collapse warnings
+    betavae-np evaluate MODEL.npz     held-out error, active units, the codes against indicators and PCA
+    betavae-np encode MODEL.npz --out latents.csv   every window's mu and logvar
     betavae-np fetch BTCUSDT --out btc.csv
     betavae-np sweep --source sample --betas 0.5,1,2,4   choose beta (table, elbow, plot)
 
@@ -47,3 +49,4 @@ main.add_command(train)
 main.add_command(traverse)
 main.add_command(evaluate)
 main.add_command(sweep)
+main.add_command(encode)

@@ -197,14 +197,10 @@ def _candles(base, base_url, cache_dir):
     """The candles every job trains on, loaded once here (notices said once; no fetch per worker)."""
     from .. import workflow
 
-    if base.source == "synthetic" and "synthetic" not in workflow.SOURCES:
-        from ..synth import SyntheticMarket
-
-        # until TrainConfig(source="synthetic") loads the synthetic market itself
-        return SyntheticMarket(seed=base.seed, window=base.window, lookback=base.lookback).candles(20_000)
+    # seed: the synthetic market's (one market for every job; the jobs' seeds vary the models)
     return workflow.load_candles(base.symbol, source=base.source, interval=base.interval, start=base.start,
                                  end=base.end, category=base.category, base_url=base_url, cache_dir=cache_dir,
-                                 on_notice=notice)
+                                 on_notice=notice, seed=base.seed)
 
 
 def _on_dask(address, n_workers, configs, kw):

@@ -81,6 +81,8 @@ def train(symbol, symbols_file, out, base_url, cache_dir, quiet, as_json, **sett
     --symbols-file or a --source directory of <SYMBOL>_<interval>.csv files, one model is trained
     on the windows of all the symbols (each windowed and normalised on its own; validation is the
     same latest calendar period for every symbol).
+    With --source synthetic there is no SYMBOL: the candles come from the synthetic market with
+    known factors (seeded by --seed), and evaluate then reports the supervised disentanglement metrics.
 
     Examples: betavae-np train BTCUSDT --epochs 50 --beta 2;
     betavae-np train --source ../shared/data/bybit_perp_1h/ --out univ.npz
@@ -90,12 +92,19 @@ def train(symbol, symbols_file, out, base_url, cache_dir, quiet, as_json, **sett
     from ..run import TrainConfig, train as run_train
 
     ctx = click.get_current_context()
-    settings["symbols"] = _universe_symbols(symbol, symbols_file, settings.get("symbols"), settings["source"])
-    if symbol is None and settings["symbols"] is None and not os.path.isdir(settings["source"]):
-        if settings["source"] not in ("auto", "bybit", "sample") and not os.path.exists(settings["source"]):
-            raise click.BadParameter(f"{settings['source']} does not exist", param_hint="--source")
-        raise click.UsageError("name a SYMBOL, or many with --symbols / --symbols-file, or give a --source "
-                               "directory of candle CSV files")
+    if settings.get("source") == "synthetic":
+        if symbol is not None:
+            raise click.UsageError(f"--source synthetic generates its own candles; leave out SYMBOL ({symbol}).")
+        if settings.get("symbols") or symbols_file:
+            raise click.UsageError("--source synthetic generates its own candles; leave out --symbols.")
+        symbol = "SYNTH"
+    else:
+        settings["symbols"] = _universe_symbols(symbol, symbols_file, settings.get("symbols"), settings["source"])
+        if symbol is None and settings["symbols"] is None and not os.path.isdir(settings["source"]):
+            if settings["source"] not in ("auto", "bybit", "sample") and not os.path.exists(settings["source"]):
+                raise click.BadParameter(f"{settings['source']} does not exist", param_hint="--source")
+            raise click.UsageError("name a SYMBOL, or many with --symbols / --symbols-file, or give a --source "
+                                   "directory of candle CSV files")
     try:
         cfg = TrainConfig(symbol=symbol or "BTCUSDT", **settings)
     except ConfigError as exc:
