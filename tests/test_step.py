@@ -128,9 +128,9 @@ def test_parallel_and_sequential_chunks_give_the_same_bits():
         g = np.zeros_like(model.grads)
         kl_dim = np.zeros(8)
         r = fwd(model.params, ws.tab, 2, 1, X, eps, ws.acts, ws.zs, ws.klp, ws.sums, kl_dim,
-                ws.chunk_cap, 2, ws.iw)
+                ws.chunk_cap, 2, ws.iw, ws.lc, ws.lw, ws.sw, ws.gls, ws.tcb, ws.terms)
         bwd(model.params, g, ws.gparts, ws.tab, 2, 1, X, eps, 4.0, ws.acts, ws.dpre, ws.zs, ws.tmp,
-            ws.chunk_cap, 2, ws.iw)
+            ws.chunk_cap, 2, ws.iw, ws.lc, ws.lw, ws.G, ws.gls, ws.tcb)
         outs.append((r, kl_dim, g))
     assert outs[0][0] == outs[1][0]
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
@@ -187,9 +187,10 @@ _CHILD = textwrap.dedent("""
     ws = model.workspace(96)
     g, kl_dim = np.zeros_like(model.grads), np.zeros(2)
     r, k = step.forward_chunks(model.params, ws.tab, 1, 1, X, eps, ws.acts, ws.zs, ws.klp, ws.sums,
-                               kl_dim, ws.chunk_cap, 2, ws.iw)
+                               kl_dim, ws.chunk_cap, 2, ws.iw, ws.lc, ws.lw, ws.sw, ws.gls, ws.tcb,
+                               ws.terms)
     step.backward_chunks(model.params, g, ws.gparts, ws.tab, 1, 1, X, eps, 2.0, ws.acts, ws.dpre,
-                         ws.zs, ws.tmp, ws.chunk_cap, 2, ws.iw)
+                         ws.zs, ws.tmp, ws.chunk_cap, 2, ws.iw, ws.lc, ws.lw, ws.G, ws.gls, ws.tcb)
     hits = sum(f.stats.cache_hits.total() for f in (step.forward_chunks, step.backward_chunks))
     print(json.dumps({"engine": ws.engine, "r": r, "k": k, "g": g.tolist(),
                       "hits": hits, "threads": numba.get_num_threads()}))

@@ -16,9 +16,11 @@ import numpy as np
 from .._blas import blas_threads, threads_for_batch
 from .._kernels.dense import act_backward_bias, bias_act, col_sum
 from .._kernels.encode import encode_one_local
+from .._kernels.loss import GAUSSIAN_LEARNED, KIND, RECON, TCVAE, kl_block, recon_block, sigma_weights
 from .._kernels.step import (backward_chunks, backward_chunks_seq, forward_chunks,
-                             forward_chunks_seq, n_chunks_for)
-from .._kernels.vae import heads_backward, heads_forward, recon_forward
+                             forward_chunks_seq, loss_grad, n_chunks_for, sigma_grad)
+from .._kernels.tc import tc_forward, tc_gather
+from .._kernels.vae import heads_backward, heads_sample
 from ..exceptions import ConfigError, InputError
 from . import engine
 from .checks import as_beta, as_rows, as_vector
@@ -79,6 +81,9 @@ class BetaVAE:
     dtype : numpy.dtype
     params, grads : ndarray, shape (n_params,)
         The flat parameter and gradient buffers (write into them, never rebind).
+    loss_spec : betavae_np.losses.Loss
+        The loss the model is trained with (default ``BetaVAE(recon="sse")``); with a learned
+        sigma the model has the extra parameter ``out.logsigma`` (n_input,).
     metadata : dict
         JSON-able extra information carried by save/load.
 
@@ -94,13 +99,18 @@ class BetaVAE:
     A minibatch loss is the mean over its rows.
     """
 
-    def __init__(self, cfg: VAEConfig, rng: int | np.random.Generator | None = 0):
+    def __init__(self, cfg: VAEConfig, rng: int | np.random.Generator | None = 0, *, loss=None):
+        from .. import losses
         if not isinstance(cfg, VAEConfig):
             raise ConfigError(f"cfg must be a VAEConfig, got {type(cfg).__name__}.")
+        loss = losses.default() if loss is None else loss
+        if not isinstance(loss, losses.Loss):
+            raise ConfigError(f"loss must be a betavae_np.losses spec, got {type(loss).__name__}.")
         self.config = cfg
+        self.loss_spec = loss
         self.dtype = np.dtype(cfg.dtype)
         self._act = ACTIVATIONS[cfg.activation]
-        self._layout = lay = make_layout(cfg)
+        self._layout = lay = make_layout(cfg, loss.learn_sigma)
         self._params = np.zeros(lay.size, self.dtype)
         self._grads = np.zeros(lay.size, self.dtype)
         self.metadata: dict[str, Any] = {}
@@ -273,7 +283,8 @@ class BetaVAE:
         return self.decode(self.encode(X)[0])
 
     # ------------------------------------------------------------------ training fast path
-    def workspace(self, batch_size: int, engine: str = "auto") -> Workspace:
+    def workspace(self, batch_size: int, engine: str = "auto", *, loss=None,
+                  n_data: int | None = None) -> Workspace:
         """Allocate the buffers of :meth:`forward_train`/:meth:`backward_train`.
 
         Parameters
@@ -282,11 +293,16 @@ class BetaVAE:
             The largest batch served; smaller batches use the leading rows.
         engine : {"auto", "compiled", "numpy"}
             See :mod:`betavae_np.nn.engine`; ``"auto"`` picks ``"compiled"`` when available.
+        loss : betavae_np.losses.Loss, optional
+            The loss the steps compute; default :attr:`loss_spec`.
+        n_data : int, optional
+            Dataset size for a TC-VAE spec without ``dataset_size``.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
-        return Workspace(self._layout, int(batch_size), self.dtype, engine)
+        loss = self.loss_spec if loss is None else loss
+        return Workspace(self._layout, int(batch_size), self.dtype, engine, loss, n_data)
 
     def forward_train(self, ws: Workspace, X: np.ndarray, eps: np.ndarray) -> tuple[float, float]:
         """Forward pass of one minibatch (O(1) argument checks, no conversion, no allocation).
@@ -335,7 +351,8 @@ class BetaVAE:
             parallel = n > 1 and engine.parallel_chunks()
             fwd = forward_chunks if parallel else forward_chunks_seq
             out = fwd(self._params, ws.tab, self._n_enc, self._act, X, eps, ws.acts, ws.zs,
-                      ws.klp, ws.sums, ws.kl_per_dim, ws.chunk_cap, n, ws.iw)
+                      ws.klp, ws.sums, ws.kl_per_dim, ws.chunk_cap, n, ws.iw, ws.lc, ws.lw, ws.sw,
+                      ws.gls, ws.tcb, ws.terms)
             if parallel:
                 engine.note_parallel_call()
             return out
@@ -356,7 +373,7 @@ class BetaVAE:
         W, b = layers[ne]
         H = outs[ne]
         _matmul(h, W, out=H)
-        kl = heads_forward(p.Z, p.S, ws.kl_per_dim, H, b, eps)
+        heads_sample(p.Z, p.S, H, b, eps)
         h = p.Z
         last = len(layers) - 1
         for k in range(ne + 1, last):
@@ -368,7 +385,19 @@ class BetaVAE:
         W, b = layers[last]
         Y = outs[last]
         _matmul(h, W, out=Y)
-        recon = recon_forward(Y, b, X, p.inv_b)
+        bias_act(Y, b, 0)
+        # the loss stage: the same kernels as the compiled engine's, on the whole batch
+        lc = ws.lc
+        if lc[RECON] == GAUSSIAN_LEARNED:
+            sigma_weights(ws.sw, self._params, lc[3])
+            ws.gls[:] = 0.0
+        recon = recon_block(lc, ws.lw, Y, X, p.inv_b, self._params, ws.sw, ws.gls)
+        kl = kl_block(H, p.S, ws.kl_per_dim)
+        ws.terms[0] = recon
+        ws.terms[1] = kl
+        if lc[KIND] == TCVAE:
+            tc_gather(ws.tcb, B, self._n_latent, 0, H, p.Z)
+            tc_forward(lc, ws.lw, B, self._n_latent, ws.tcb, ws.terms)
         ws.last_plan = p
         return recon, kl
 
@@ -417,16 +446,21 @@ class BetaVAE:
         if ws.engine == "compiled":
             self._backward_compiled(ws, beta, self._grads)
         else:
-            self._backward(ws, beta, self._glayers, None)
+            self._backward(ws, beta, self._glayers, None, self._grads)
 
     def _backward_compiled(self, ws: Workspace, beta: float, grads: np.ndarray) -> None:
         n = ws.last_chunks
         bwd = backward_chunks if n > 1 and engine.parallel_chunks() else backward_chunks_seq
         bwd(self._params, grads, ws.gparts, ws.tab, self._n_enc, self._act, ws.last_X,
-            ws.last_eps, float(beta), ws.acts, ws.dpre, ws.zs, ws.tmp, ws.chunk_cap, n, ws.iw)
+            ws.last_eps, float(beta), ws.acts, ws.dpre, ws.zs, ws.tmp, ws.chunk_cap, n, ws.iw,
+            ws.lc, ws.lw, ws.G, ws.gls, ws.tcb)
 
-    def _backward(self, ws: Workspace, beta: float, glayers: list, dX: np.ndarray | None) -> None:
+    def _backward(self, ws: Workspace, beta: float, glayers: list, dX: np.ndarray | None,
+                  grads: np.ndarray) -> None:
         p = ws.last_plan
+        G = ws.G[:p.B]
+        c_kl = loss_grad(ws.lc, ws.lw, float(beta), p.B, ws.tcb, G)
+        sigma_grad(ws.lc, ws.gls, grads)
         X = ws.last_X
         act = self._act
         layers = self._layers
@@ -452,7 +486,8 @@ class BetaVAE:
                 _matmul(g, W.T, out=p.dZ)
         H = outs[ne]
         g = dpres[ne]
-        heads_backward(g, glayers[ne][1], p.dZ, H, p.S, ws.last_eps, beta, p.inv_b)
+        add = ws.lc[KIND] == TCVAE
+        heads_backward(g, glayers[ne][1], p.dZ, H, p.S, ws.last_eps, c_kl, p.inv_b, G, add)
         for k in range(ne, -1, -1):            # heads and encoder hidden layers
             inp = outs[k - 1] if k > 0 else X
             dW, _ = glayers[k]
@@ -465,7 +500,7 @@ class BetaVAE:
                 g = d
             elif dX is not None:
                 _matmul(g, W.T, out=dX)
-                dX -= outs[last]               # recon depends on X directly: -2 (x_hat - x) / B
+                dX -= outs[last]               # recon depends on X directly: -dloss/dx_hat
 
     # ------------------------------------------------------------------ validated, allocating
     def loss(self, X: np.ndarray, eps: np.ndarray, beta: float, *,
@@ -536,7 +571,7 @@ class BetaVAE:
                 glayers = [layer_views(flat, ly)
                            for ly in (*lay.encoder, lay.heads, *lay.decoder, lay.out)]
                 dX = np.empty_like(X) if return_dX else None
-                self._backward(ws, beta, glayers, dX)
+                self._backward(ws, beta, glayers, dX, flat)
         parts = LossParts(recon + beta * kl, recon, kl, ws.kl_per_dim.copy())
         grads = named_views(flat, lay)
         return (parts, grads, dX) if return_dX else (parts, grads)
