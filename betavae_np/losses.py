@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ._kernels import loss as K
+from ._kernels import loss_codes as K
 from .checks import in_range
 from .exceptions import ConfigError
 
@@ -81,7 +81,6 @@ class Loss:
     def to_dict(self) -> dict:
         """``{"name": ..., <fields>}``, JSON-able; :func:`from_dict` inverts it."""
         return {"name": self.name, **dataclasses.asdict(self)}
-
     def objective(self, recon: float, kl: float, beta: float, terms=None) -> float:
         """The minimised batch loss from the step's terms (``terms`` = (mi, tc, kl_dim))."""
         return recon + beta * kl

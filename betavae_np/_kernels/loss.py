@@ -39,14 +39,8 @@ __all__ = ["KIND", "RECON", "ESTIMATOR", "LS_OFF", "SIGMA", "N_DATA", "ALPHA", "
            "BETAVAE", "TCVAE", "SSE", "GAUSSIAN", "GAUSSIAN_LEARNED", "MWS", "MSS",
            "recon_block", "kl_block", "sigma_weights"]
 
-# positions in lc
-KIND, RECON, ESTIMATOR, LS_OFF = 0, 1, 2, 3
-# positions in lw
-SIGMA, N_DATA, ALPHA, GAMMA = 0, 1, 2, 3
-# codes
-BETAVAE, TCVAE = 0, 1
-SSE, GAUSSIAN, GAUSSIAN_LEARNED = 0, 1, 2
-MWS, MSS = 0, 1
+from .loss_codes import (ALPHA, BETAVAE, ESTIMATOR, GAMMA, GAUSSIAN, GAUSSIAN_LEARNED, KIND,  # noqa: F401
+                         LS_OFF, MSS, MWS, N_DATA, RECON, SIGMA, SSE, TCVAE)
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 

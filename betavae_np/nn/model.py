@@ -503,7 +503,7 @@ class BetaVAE:
                 dX -= outs[last]               # recon depends on X directly: -dloss/dx_hat
 
     # ------------------------------------------------------------------ validated, allocating
-    def loss(self, X: np.ndarray, eps: np.ndarray, beta: float, *,
+    def loss(self, X: np.ndarray, eps: np.ndarray, beta: float, *, loss=None,
              chunk: int = 4096) -> LossParts:
         """Loss terms of a dataset (forward only; processed in chunks of ``chunk`` rows).
 
@@ -513,7 +513,11 @@ class BetaVAE:
         eps : ndarray, shape (n, n_latent)
             Reparameterisation noise (zeros give the deterministic ``z = mu``).
         beta : float
-            KL weight, >= 0.
+            The scheduled weight (of the KL, or of the TC term for beta-TCVAE), >= 0.
+        loss : betavae_np.losses.Loss, optional
+            Default :attr:`loss_spec`. A TC-VAE without ``dataset_size`` takes N = n.
+        chunk : int
+            Rows per pass; the TC-VAE's minibatch estimates are per chunk (then averaged).
 
         Returns
         -------
@@ -521,30 +525,59 @@ class BetaVAE:
             Means over the ``n`` rows.
         """
         X, eps, beta = self._check_batch(X, eps, beta)
+        loss = self._loss_for(loss)
         n = X.shape[0]
-        ws = Workspace(self._layout, min(n, max(1, int(chunk))), self.dtype)
-        recon = kl = 0.0
+        ws = Workspace(self._layout, min(n, max(1, int(chunk))), self.dtype, "auto", loss, n)
+        t = np.zeros(5)
         kl_dim = np.zeros(self.config.n_latent)
         with blas_threads(threads_for_batch(ws.capacity, ws.engine)):
             for start in range(0, n, ws.capacity):
                 stop = min(n, start + ws.capacity)
-                r, k = self.forward_train(ws, X[start:stop], eps[start:stop])
+                self.forward_train(ws, X[start:stop], eps[start:stop])
                 w = (stop - start) / n
-                recon += r * w
-                kl += k * w
+                t += ws.terms[:5] * w
                 kl_dim += ws.kl_per_dim * w
+        return self._parts(loss, beta, t, kl_dim)
+
+    def _loss_for(self, loss):
+        """The loss spec to use (default :attr:`loss_spec`), checked against the layout."""
+        from .. import losses
+        if loss is None:
+            return self.loss_spec
+        if not isinstance(loss, losses.Loss):
+            raise ConfigError(f"loss must be a betavae_np.losses spec (BetaVAE or TCVAE), got "
+                              f"{type(loss).__name__}.")
+        if loss.learn_sigma != (self._layout.ls_off >= 0):
+            raise ConfigError("a loss that learns sigma needs a model made with it (it adds the "
+                              "out.logsigma parameter), and a model made with it needs such a "
+                              "loss: BetaVAE(cfg, loss=bv.losses.BetaVAE(recon='gaussian', "
+                              "learn_sigma=True)).")
+        return loss
+
+    @staticmethod
+    def _parts(loss, beta: float, t, kl_dim) -> LossParts:
+        from .. import losses
+        recon, kl = float(t[0]), float(t[1])
+        if isinstance(loss, losses.TCVAE):
+            mi, tc, dw = (float(v) for v in t[2:5])
+            return LossParts(loss.objective(recon, kl, beta, (mi, tc, dw)), recon, kl, kl_dim,
+                             mi, tc, dw)
         return LossParts(recon + beta * kl, recon, kl, kl_dim)
 
-    def loss_and_grad(self, X: np.ndarray, eps: np.ndarray, beta: float, *,
+    def loss_and_grad(self, X: np.ndarray, eps: np.ndarray, beta: float, loss=None, *,
                       return_dX: bool = False):
-        """Loss terms and exact gradients of ``mean(recon) + beta * mean(kl)`` over ``X``.
+        """Loss terms and exact gradients of the batch-mean loss over ``X``.
 
         Parameters
         ----------
         X : ndarray, shape (n, n_input)
         eps : ndarray, shape (n, n_latent)
         beta : float
-            KL weight, >= 0.
+            The scheduled weight, >= 0: the KL's beta (beta-VAE) or the TC term's (beta-TCVAE;
+            pass ``loss.beta`` for the loss as specified).
+        loss : betavae_np.losses.Loss, optional
+            Default :attr:`loss_spec` (``BetaVAE(recon="sse")`` unless the model was made with
+            another). A TC-VAE without ``dataset_size`` takes N = n.
         return_dX : bool, default False
             Also return the gradient w.r.t. ``X`` (it enters both the encoder and the recon term).
 
@@ -558,13 +591,15 @@ class BetaVAE:
             Only when ``return_dX``.
         """
         X, eps, beta = self._check_batch(X, eps, beta)
+        loss = self._loss_for(loss)
         # the input gradient is only on the numpy engine's path (it is no training quantity)
-        ws = Workspace(self._layout, X.shape[0], self.dtype, "numpy" if return_dX else "auto")
+        ws = Workspace(self._layout, X.shape[0], self.dtype, "numpy" if return_dX else "auto",
+                       loss, X.shape[0])
         flat = np.zeros_like(self._grads)
         lay = self._layout
         dX = None
         with blas_threads(threads_for_batch(ws.capacity, ws.engine)):
-            recon, kl = self.forward_train(ws, X, eps)
+            self.forward_train(ws, X, eps)
             if ws.engine == "compiled":
                 self._backward_compiled(ws, beta, flat)
             else:
@@ -572,7 +607,7 @@ class BetaVAE:
                            for ly in (*lay.encoder, lay.heads, *lay.decoder, lay.out)]
                 dX = np.empty_like(X) if return_dX else None
                 self._backward(ws, beta, glayers, dX, flat)
-        parts = LossParts(recon + beta * kl, recon, kl, ws.kl_per_dim.copy())
+        parts = self._parts(loss, beta, ws.terms, ws.kl_per_dim.copy())
         grads = named_views(flat, lay)
         return (parts, grads, dX) if return_dX else (parts, grads)
 
