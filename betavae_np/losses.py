@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from ._kernels import loss_codes as K
-from .checks import in_range
+from .checks import config_error, in_range
 from .exceptions import ConfigError
 
 __all__ = ["Loss", "BetaVAE", "TCVAE", "RECONS", "ESTIMATORS", "NAMES", "from_dict", "default"]
@@ -38,17 +38,21 @@ ESTIMATORS = ("mws", "mss")
 
 def _recon(cls: str, recon, sigma, learn_sigma) -> tuple:
     if recon not in RECONS:
-        raise ConfigError(f"{cls} recon must be one of {', '.join(RECONS)}, got {recon!r}.")
+        raise config_error(f"{cls} recon must be one of {', '.join(RECONS)}, got {recon!r}.", "recon")
     learn_sigma = bool(learn_sigma)
     if recon == "sse":
-        if sigma is not None or learn_sigma:
-            raise ConfigError(f"{cls}: sigma and learn_sigma belong to recon='gaussian', not 'sse'.")
+        if sigma is not None:
+            raise config_error(f"{cls}: sigma={sigma} is the noise of recon=gaussian; drop it or use "
+                               "recon=gaussian.", "sigma")
+        if learn_sigma:
+            raise config_error(f"{cls}: learn_sigma needs recon=gaussian.", "learn_sigma")
         return None, False
     if learn_sigma:
         if sigma is not None:
-            raise ConfigError(f"{cls}: give either sigma (fixed) or learn_sigma=True, not both.")
+            raise config_error(f"{cls}: give either sigma (fixed) or learn_sigma (learned), not both.",
+                               "learn_sigma")
         return None, True
-    sigma = 1.0 if sigma is None else in_range(f"{cls} sigma", sigma, 0.0, lo_open=True)
+    sigma = 1.0 if sigma is None else in_range(f"{cls} sigma", sigma, 0.0, lo_open=True, field="sigma")
     return float(sigma), False
 
 

@@ -138,8 +138,7 @@ class TrainConfig:
         try:
             self.loss_spec()
         except ConfigError as exc:
-            field = "learn_sigma" if "learn_sigma" in str(exc) else "sigma" if "sigma" in str(exc) else "loss"
-            raise config_error(str(exc), field) from None
+            raise config_error(str(exc), getattr(exc, "field", None) or "loss") from None
         if self.loss == "tcvae" and self.anneal == "capacity":
             raise config_error("anneal=capacity targets the closed-form KL of loss=betavae; with loss=tcvae "
                                "schedule the TC weight (constant, linear, cyclical, warmup).", "anneal")
