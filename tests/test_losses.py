@@ -186,6 +186,9 @@ def test_specs_round_trip_and_refuse_bad_values():
     with pytest.raises(ConfigError, match="unknown field"):
         losses.from_dict({"name": "tcvae", "delta": 1})
     model = bv.BetaVAE(bv.VAEConfig(n_input=4, hidden=(3,), n_latent=2))
+    with pytest.raises(ConfigError, match="MSS estimator needs dataset_size"):
+        model.loss_and_grad(np.zeros((5, 4)), np.zeros((5, 2)), 1.0,
+                            losses.TCVAE(estimator="mss", dataset_size=3))
     with pytest.raises(ConfigError, match="learns sigma"):
         model.loss_and_grad(np.zeros((2, 4)), np.zeros((2, 2)), 1.0,
                             losses.BetaVAE(recon="gaussian", learn_sigma=True))

@@ -121,6 +121,7 @@ class Workspace:
     def _init_loss(self, layout: Layout, capacity: int, dtype, loss, n_data) -> None:
         """The loss spec and the loss stage's buffers (:mod:`betavae_np._kernels.loss`, ``.tc``)."""
         from .. import losses
+        from .._kernels.loss_codes import N_DATA
         from .._kernels.tc import tc_size
         loss = losses.default() if loss is None else loss
         if not isinstance(loss, losses.Loss):
@@ -131,6 +132,9 @@ class Workspace:
                               "make the model with BetaVAE(cfg, loss=...) or fit(model, ..., loss=...).")
         self.loss = loss
         self.lc, self.lw = loss.codes(layout.ls_off, n_data)
+        if isinstance(loss, losses.TCVAE) and loss.estimator == "mss" and self.lw[N_DATA] < capacity:
+            raise ConfigError(f"the MSS estimator needs dataset_size (N = {self.lw[N_DATA]:g}) of at least "
+                              f"the batch size ({capacity}); N is the number of training samples.")
         n = layout.out.n_out
         L = layout.n_latent
         tc = isinstance(loss, losses.TCVAE)
