@@ -3,8 +3,8 @@
 Parameters and gradients live in one flat buffer each (see :mod:`betavae_np.nn.params`). A
 training pass is one compiled call that calls numpy's CBLAS from Numba (the ``"compiled"``
 engine, :mod:`betavae_np.nn.engine`), or, where that is not available, ``np.matmul(out=)`` per
-layer with the elementwise work in fused Numba kernels (the ``"numpy"`` engine, also the
-reference the tests compare with). Inference (``encode``/``decode``) uses ``np.matmul``.
+layer with the elementwise work in fused Numba kernels (the ``"numpy"`` engine,
+:mod:`betavae_np.nn.numpy_engine`, also the reference the tests compare with). Inference (``encode``/``decode``) uses ``np.matmul``.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ from typing import Any
 import numpy as np
 
 from .._blas import blas_threads, threads_for_batch
-from .._kernels.dense import act_backward_bias, bias_act, col_sum
+from .._kernels.dense import bias_act
 from .._kernels.encode import encode_one_local
-from .._kernels.loss import GAUSSIAN_LEARNED, KIND, RECON, TCVAE, kl_block, recon_block, sigma_weights
 from .._kernels.step import (backward_chunks, backward_chunks_seq, forward_chunks,
-                             forward_chunks_seq, loss_grad, n_chunks_for, sigma_grad)
-from .._kernels.tc import tc_forward, tc_gather
-from .._kernels.vae import heads_backward, heads_sample
+                             forward_chunks_seq, n_chunks_for)
 from ..exceptions import ConfigError, InputError
-from . import engine
+from . import engine, numpy_engine
 from .checks import as_beta, as_rows, as_vector
 from .config import ACTIVATIONS, VAEConfig
 from .loss import LossParts
@@ -32,37 +29,6 @@ from .workspace import Workspace
 __all__ = ["BetaVAE", "VAEConfig", "LossParts", "Workspace"]
 
 _matmul = np.matmul
-_copyto = np.copyto
-
-#: Batches up to this size compute ``dX = dZ @ W.T`` as ``(W @ dZ.T).T`` through small contiguous
-#: copies: at batch 32 OpenBLAS's NT product is ~2x slower than the NN one and the copies cost
-#: less than the difference (step 176-190 -> 170-186 us, 1 thread); at batch 64 with 2 threads it
-#: is a loss (~280 -> ~290 us). Same products and sums, possibly in another order.
-_TRANSPOSED_DX_MAX_B = 32
-#: ... and only for weights at least this large (the copies do not pay off on tiny layers).
-_TRANSPOSED_DX_MIN_W = 8192
-
-
-def _dx_buffers(ws: Workspace, B: int, W: np.ndarray):
-    """Per-workspace (dZ.T, dX.T) buffers of shapes (n_out, B) and (n_in, B), made once."""
-    cache = ws.__dict__.setdefault("_dx_t", {})
-    key = (B, W.shape)
-    bufs = cache.get(key)
-    if bufs is None:
-        bufs = cache[key] = (np.empty((W.shape[1], B), W.dtype), np.empty((W.shape[0], B), W.dtype))
-    return bufs
-
-
-def _input_grad(out: np.ndarray, g: np.ndarray, W: np.ndarray, ws: Workspace) -> None:
-    """out (B, n_in) = g (B, n_out) @ W.T, W (n_in, n_out)."""
-    B = g.shape[0]
-    if B <= _TRANSPOSED_DX_MAX_B and W.size >= _TRANSPOSED_DX_MIN_W:
-        gt, dxt = _dx_buffers(ws, B, W)
-        _copyto(gt, g.T)                       # (n_out, B)
-        _matmul(W, gt, out=dxt)                # (n_in, B) = W @ g.T
-        _copyto(out, dxt.T)
-    else:
-        _matmul(g, W.T, out=out)
 
 
 class BetaVAE:
@@ -356,50 +322,7 @@ class BetaVAE:
             if parallel:
                 engine.note_parallel_call()
             return out
-        ws.last_X = X
-        ws.last_eps = eps
-        p = ws.plan(B)
-        act = self._act
-        layers = self._layers
-        outs = p.outs
-        ne = self._n_enc
-        h = X
-        for k in range(ne):
-            W, b = layers[k]
-            o = outs[k]
-            _matmul(h, W, out=o)
-            bias_act(o, b, act)
-            h = o
-        W, b = layers[ne]
-        H = outs[ne]
-        _matmul(h, W, out=H)
-        heads_sample(p.Z, p.S, H, b, eps)
-        h = p.Z
-        last = len(layers) - 1
-        for k in range(ne + 1, last):
-            W, b = layers[k]
-            o = outs[k]
-            _matmul(h, W, out=o)
-            bias_act(o, b, act)
-            h = o
-        W, b = layers[last]
-        Y = outs[last]
-        _matmul(h, W, out=Y)
-        bias_act(Y, b, 0)
-        # the loss stage: the same kernels as the compiled engine's, on the whole batch
-        lc = ws.lc
-        if lc[RECON] == GAUSSIAN_LEARNED:
-            sigma_weights(ws.sw, self._params, lc[3])
-            ws.gls[:] = 0.0
-        recon = recon_block(lc, ws.lw, Y, X, p.inv_b, self._params, ws.sw, ws.gls)
-        kl = kl_block(H, p.S, ws.kl_per_dim)
-        ws.terms[0] = recon
-        ws.terms[1] = kl
-        if lc[KIND] == TCVAE:
-            tc_gather(ws.tcb, B, self._n_latent, 0, H, p.Z)
-            tc_forward(lc, ws.lw, B, self._n_latent, ws.tcb, ws.terms)
-        ws.last_plan = p
-        return recon, kl
+        return numpy_engine.forward(self, ws, X, eps, B)
 
     def _train_args_error(self, ws, X, eps) -> None:
         """Raise the InputError that names what :meth:`forward_train` cannot take."""
@@ -446,7 +369,7 @@ class BetaVAE:
         if ws.engine == "compiled":
             self._backward_compiled(ws, beta, self._grads)
         else:
-            self._backward(ws, beta, self._glayers, None, self._grads)
+            numpy_engine.backward(self, ws, beta, self._glayers, None, self._grads)
 
     def _backward_compiled(self, ws: Workspace, beta: float, grads: np.ndarray) -> None:
         n = ws.last_chunks
@@ -454,53 +377,6 @@ class BetaVAE:
         bwd(self._params, grads, ws.gparts, ws.tab, self._n_enc, self._act, ws.last_X,
             ws.last_eps, float(beta), ws.acts, ws.dpre, ws.zs, ws.tmp, ws.chunk_cap, n, ws.iw,
             ws.lc, ws.lw, ws.G, ws.gls, ws.tcb)
-
-    def _backward(self, ws: Workspace, beta: float, glayers: list, dX: np.ndarray | None,
-                  grads: np.ndarray) -> None:
-        p = ws.last_plan
-        G = ws.G[:p.B]
-        c_kl = loss_grad(ws.lc, ws.lw, float(beta), p.B, ws.tcb, G)
-        sigma_grad(ws.lc, ws.gls, grads)
-        X = ws.last_X
-        act = self._act
-        layers = self._layers
-        outs = p.outs
-        dpres = p.dpres
-        ne = self._n_enc
-        last = len(layers) - 1
-        # output layer: outs[last] already holds dloss/dx_hat = 2 (x_hat - x) / B
-        g = outs[last]
-        dW, db = glayers[last]
-        col_sum(db, g)
-        for k in range(last, ne, -1):          # output and decoder hidden layers
-            inp = outs[k - 1] if k - 1 > ne else p.Z
-            dW, _ = glayers[k]
-            _matmul(inp.T, g, out=dW)
-            W, _ = layers[k]
-            if k - 1 > ne:                     # input is a hidden activation
-                d = dpres[k - 1]
-                _input_grad(d, g, W, ws)
-                act_backward_bias(d, glayers[k - 1][1], outs[k - 1], act)
-                g = d
-            else:                              # input is z: go through the heads
-                _matmul(g, W.T, out=p.dZ)
-        H = outs[ne]
-        g = dpres[ne]
-        add = ws.lc[KIND] == TCVAE
-        heads_backward(g, glayers[ne][1], p.dZ, H, p.S, ws.last_eps, c_kl, p.inv_b, G, add)
-        for k in range(ne, -1, -1):            # heads and encoder hidden layers
-            inp = outs[k - 1] if k > 0 else X
-            dW, _ = glayers[k]
-            _matmul(inp.T, g, out=dW)
-            W, _ = layers[k]
-            if k > 0:
-                d = dpres[k - 1]
-                _input_grad(d, g, W, ws)
-                act_backward_bias(d, glayers[k - 1][1], outs[k - 1], act)
-                g = d
-            elif dX is not None:
-                _matmul(g, W.T, out=dX)
-                dX -= outs[last]               # recon depends on X directly: -dloss/dx_hat
 
     # ------------------------------------------------------------------ validated, allocating
     def loss(self, X: np.ndarray, eps: np.ndarray, beta: float, *, loss=None,
@@ -606,7 +482,7 @@ class BetaVAE:
                 glayers = [layer_views(flat, ly)
                            for ly in (*lay.encoder, lay.heads, *lay.decoder, lay.out)]
                 dX = np.empty_like(X) if return_dX else None
-                self._backward(ws, beta, glayers, dX, flat)
+                numpy_engine.backward(self, ws, beta, glayers, dX, flat)
         parts = self._parts(loss, beta, ws.terms, ws.kl_per_dim.copy())
         grads = named_views(flat, lay)
         return (parts, grads, dX) if return_dX else (parts, grads)
