@@ -34,7 +34,7 @@ _EXPORTS = {
     "DataError": ".exceptions",
     "BybitError": ".exceptions",
 }
-_SUBMODULES = ("data", "schedules", "analysis", "exceptions", "config", "nn", "workflow", "run", "records",
+_SUBMODULES = ("data", "schedules", "losses", "analysis", "exceptions", "config", "nn", "workflow", "run", "records",
                "fitting", "io")
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS, _SUBMODULES)

@@ -192,3 +192,12 @@ def test_specs_round_trip_and_refuse_bad_values():
     with pytest.raises(ConfigError, match="learns sigma"):
         model.loss_and_grad(np.zeros((2, 4)), np.zeros((2, 2)), 1.0,
                             losses.BetaVAE(recon="gaussian", learn_sigma=True))
+
+
+def test_losses_is_reachable_as_bv_losses_in_a_fresh_interpreter():
+    import subprocess
+    import sys
+    code = "import betavae_np as bv; print(bv.losses.TCVAE(beta=6.0, estimator='mss').name)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-1000:]
+    assert res.stdout.strip() == "tcvae"
