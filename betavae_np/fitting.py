@@ -25,6 +25,9 @@ __all__ = ["fit", "History", "BatchInfo", "EpochInfo", "VALIDATION_SEED"]
 VALIDATION_SEED = 0x5EED_BE7A
 
 
+_TC_FIELDS = ("train_mi", "train_tc", "train_dimwise_kl")
+
+
 @dataclass
 class History:
     """What :func:`fit` did, one entry per completed epoch (JSON-able via :meth:`to_dict`).
@@ -43,6 +46,9 @@ class History:
         Optimisation steps completed by the end of each epoch (cumulative).
     seconds : list of float
         Wall time of each epoch, validation included.
+    train_mi, train_tc, train_dimwise_kl : list of float or None
+        beta-TCVAE only (else ``None``): sample-weighted epoch means of the minibatch estimates
+        of the index-code mutual information, the total correlation and the dimension-wise KL.
     stopped_early : bool
         True when early stopping ended training before ``epochs``.
     best_epoch : int or None
@@ -60,6 +66,9 @@ class History:
     kl_per_dim: list = field(default_factory=list)
     steps: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
+    train_mi: list | None = None
+    train_tc: list | None = None
+    train_dimwise_kl: list | None = None
     stopped_early: bool = False
     best_epoch: int | None = None
 
@@ -69,8 +78,12 @@ class History:
         return len(self.train_total)
 
     def to_dict(self) -> dict:
-        """A JSON-able dict of every field."""
-        return asdict(self)
+        """A JSON-able dict of every field (the TC-VAE terms only when recorded)."""
+        d = asdict(self)
+        for k in _TC_FIELDS:
+            if d[k] is None:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
@@ -159,8 +172,9 @@ def _record_windowing(model, windower) -> None:
 
 
 def _evaluate(model, ws, src, is_array: bool, n: int, eps: np.ndarray, cap: int, xbuf):
-    """Mean recon and KL over a whole data set in chunks of ``cap`` rows with the fixed ``eps``."""
-    recon = kl = 0.0
+    """Mean loss terms (recon, kl, mi, tc, kl_dim) over a data set in chunks of ``cap`` rows with
+    the fixed ``eps`` (TC-VAE estimates are per chunk)."""
+    t = np.zeros(5)
     for lo in range(0, n, cap):
         hi = min(lo + cap, n)
         if is_array:
@@ -168,16 +182,33 @@ def _evaluate(model, ws, src, is_array: bool, n: int, eps: np.ndarray, cap: int,
         else:
             xb = xbuf[:hi - lo]
             src.gather(np.arange(lo, hi, dtype=np.int64), xb)
-        r, k = model.forward_train(ws, xb, eps[lo:hi])  # batch means
-        recon += r * (hi - lo)
-        kl += k * (hi - lo)
-    return recon / n, kl / n
+        model.forward_train(ws, xb, eps[lo:hi])  # batch means into ws.terms
+        t += ws.terms[:5] * (hi - lo)
+    return t / n
+
+
+def _loss(model, loss, n: int, batch_size: int, schedule):
+    """The loss spec fit uses (the model's by default), its dataset size filled in, checked."""
+    import dataclasses
+
+    from . import losses
+    from .schedules import Capacity
+
+    loss = model._loss_for(loss)
+    if isinstance(loss, losses.TCVAE):
+        if loss.dataset_size is None:
+            loss = dataclasses.replace(loss, dataset_size=n)
+        losses.check_batch(loss, batch_size, n)
+        if isinstance(schedule, Capacity):
+            raise ConfigError("the capacity schedule targets the closed-form KL of a beta-VAE loss; "
+                              "with TCVAE use a schedule for the TC weight (constant, linear, ...).")
+    return loss
 
 
 def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, schedule: Schedule | None = None,
         rng=0, validation=None, on_batch=None, on_epoch=None, early_stopping: int | None = None,
-        windower=None, sampler=None) -> History:
-    """Train ``model`` in place by minibatch Adam on ``recon + beta(step) * KL``.
+        windower=None, sampler=None, loss=None) -> History:
+    """Train ``model`` in place by minibatch Adam on ``recon + beta(step) * KL`` (or another loss).
 
     Parameters
     ----------
@@ -195,7 +226,8 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
     optimizer : Adam, optional
         Anything with ``step(params, grads) -> grad_norm``; default ``Adam(lr=1e-3)``.
     schedule : Schedule, optional
-        Beta schedule, evaluated per optimisation step; default ``Constant(1.0)``.
+        Schedule of the loss's scheduled weight (the KL's beta, or the TC weight of a TCVAE),
+        evaluated per optimisation step; default ``Constant(loss.beta)``.
     rng : int, numpy.random.Generator or None
         Source of the per-epoch shuffles and the per-step noise ``eps ~ N(0, 1)``. Same seed,
         same data, same model => bit-identical parameters.
@@ -216,6 +248,10 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
         ``UniverseWindowSet.sampler("equal")``): each epoch takes ``rows = sampler.epoch(rng)``
         (``n`` rows) instead of shuffling ``arange(n)``. A ``proportional`` sampler gives exactly
         the batches of no sampler.
+    loss : betavae_np.losses.Loss, optional
+        The loss (default the model's ``loss_spec``, ``BetaVAE(recon="sse")`` unless the model was
+        made with another); recorded as ``model.loss_spec``. A TCVAE without ``dataset_size`` gets
+        the number of training windows. A loss that learns sigma needs a model made with it.
 
     Returns
     -------
@@ -258,13 +294,17 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
         val_eps = np.random.default_rng(VALIDATION_SEED).standard_normal(
             (n_val, cfg.n_latent), dtype=dtype)
     optimizer = Adam() if optimizer is None else optimizer
-    schedule = Constant(1.0) if schedule is None else schedule
+    loss_spec = _loss(model, loss, n, batch_size, schedule)
+    schedule = Constant(loss_spec.beta) if schedule is None else schedule
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    model.loss_spec = loss_spec
+    from .losses import TCVAE
+    tc = isinstance(loss_spec, TCVAE)
 
-    ws = model.workspace(batch_size)
+    ws = model.workspace(batch_size, loss=loss_spec)
     if validation is not None:   # validation runs in larger chunks when the batch is small
-        v_cap = max(batch_size, min(n_val, 1024))
-        v_ws = ws if v_cap == batch_size else model.workspace(v_cap)
+        v_cap = batch_size if tc else max(batch_size, min(n_val, 1024))
+        v_ws = ws if v_cap == batch_size else model.workspace(v_cap, loss=loss_spec)
         v_buf = np.empty((v_cap, cfg.n_input), dtype=dtype) if not v_array else None
     params, grads = model.params, model.grads
     xbuf = np.empty((batch_size, cfg.n_input), dtype=dtype)       # (B, n_input) gathered batch
@@ -282,6 +322,9 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
     best = (math.inf, None)
     wait = 0
     hist = History()
+    if tc:
+        hist.train_mi, hist.train_tc, hist.train_dimwise_kl = [], [], []
+    terms = ws.terms
     if validation is not None:
         hist.val_total, hist.val_recon, hist.val_kl = [], [], []
     take = np.take
@@ -289,7 +332,7 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
     forward, backward, opt_step = model.forward_train, model.backward_train, optimizer.step
     kl_weight = schedule.kl_weight
     # a plain Constant needs no per-step schedule calls: w = beta, loss = recon + beta * kl
-    const_beta = schedule.beta if type(schedule) is Constant else None
+    const_beta = schedule.beta if type(schedule) is Constant and not tc else None
     isfinite = math.isfinite
 
     def diverged(epoch: int, step: int, what: str) -> TrainingError:
@@ -314,6 +357,7 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
                 else:
                     perm = sampler.epoch(rng)
                 s_total = s_recon = s_kl = 0.0
+                s_tc = np.zeros(3)
                 kl_acc[:] = 0.0
                 for lo in range(0, n, batch_size):
                     hi = lo + batch_size
@@ -340,10 +384,13 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
                     gnorm = opt_step(params, grads)
                     if gnorm is not None and not isfinite(gnorm):
                         raise diverged(epoch, step, "gradient norm")
-                    if const_beta is None:
-                        loss = schedule.objective(recon, kl, step, total)
-                    else:
+                    if const_beta is not None:
                         loss = recon + const_beta * kl
+                    elif tc:
+                        loss = loss_spec.objective(recon, kl, schedule(step, total), terms[2:5])
+                        s_tc += terms[2:5] * nb
+                    else:
+                        loss = schedule.objective(recon, kl, step, total)
                     s_total += loss * nb
                     s_recon += recon * nb
                     s_kl += kl * nb
@@ -365,11 +412,19 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
                 hist.train_kl.append(s_kl / n)
                 hist.beta.append(beta)
                 hist.kl_per_dim.append(kl_dim)
+                if tc:
+                    hist.train_mi.append(float(s_tc[0] / n))
+                    hist.train_tc.append(float(s_tc[1] / n))
+                    hist.train_dimwise_kl.append(float(s_tc[2] / n))
                 hist.steps.append(step)
                 v_total = v_recon = v_kl = None
                 if validation is not None:
-                    v_recon, v_kl = _evaluate(model, v_ws, vsrc, v_array, n_val, val_eps, v_cap, v_buf)
-                    v_total = float(schedule.objective(v_recon, v_kl, last, total))
+                    v_t = _evaluate(model, v_ws, vsrc, v_array, n_val, val_eps, v_cap, v_buf)
+                    v_recon, v_kl = float(v_t[0]), float(v_t[1])
+                    if tc:
+                        v_total = float(loss_spec.objective(v_recon, v_kl, beta, v_t[2:5]))
+                    else:
+                        v_total = float(schedule.objective(v_recon, v_kl, last, total))
                     if not isfinite(v_total):
                         raise diverged(epoch, last, "validation loss")
                     hist.val_total.append(v_total)

@@ -12,6 +12,12 @@ Format version 2 adds ``records``: the typed context a trained model carries
 window statistics, reference window, split), and leaves ``metadata`` to the user. Version 1 files
 kept that context inside ``metadata``; :func:`load` reads them into the same records.
 
+The header also names the parameter ``layout`` (:data:`LAYOUT`: the order of the tensors in the
+flat buffer, see :mod:`betavae_np.nn.params`); files without it have that same layout. The loss a
+model was trained with is the header's ``loss`` (:meth:`betavae_np.losses.Loss.to_dict`; absent in
+older files: the default ``BetaVAE(recon="sse")``); a loss that learns sigma adds the parameter
+``out.logsigma``.
+
 Writes are atomic (:func:`atomic_path`, the package's one atomic writer): the file is written to a
 temporary sibling and moved over the target with ``os.replace``, so a failure (or Ctrl-C) leaves
 any previous file untouched. The exact path given is used (no ``.npz`` is appended, unlike
@@ -33,13 +39,17 @@ import numpy as np
 from ._version import __version__
 from .exceptions import BetaVAEError, ConfigError, InputError, ModelFileError
 
-__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "jsonable", "atomic_path", "check_writable"]
+__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "LAYOUT", "jsonable", "atomic_path",
+           "check_writable"]
 
 #: The ``format`` tag in every header.
 FORMAT = "betavae-np"
 #: The newest header layout this version writes and reads (1: context in ``metadata``;
 #: 2: typed ``records`` beside the user's ``metadata``).
 FORMAT_VERSION = 2
+#: The flat parameter layout this version writes and reads: encoder layers, the fused
+#: ``[mu | logvar]`` heads, decoder layers, output layer, then ``out.logsigma`` when learned.
+LAYOUT = "enc-heads-dec-out/1"
 
 
 def jsonable(value: Any, where: str = "metadata") -> Any:
@@ -189,12 +199,15 @@ def _header(model) -> bytes:
     from .records import records_of
 
     params = model.named_parameters()
+    spec = getattr(model, "loss_spec", None)
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
         "config": model.config.to_dict(),
         "parameters": [[name, list(a.shape)] for name, a in params.items()],
+        "layout": LAYOUT,
+        "loss": None if spec is None else jsonable(spec.to_dict(), "loss"),
         "dtype": np.dtype(model.dtype).name,
         "metadata": jsonable(getattr(model, "metadata", None) or {}),
         "records": jsonable(records_of(model).to_dict(), "records"),
@@ -309,17 +322,9 @@ def load(path: str | os.PathLike):
     if header.get("dtype") != cfg.dtype or params.dtype != np.dtype(cfg.dtype):
         raise ModelFileError(f"model file {name!r} stores {params.dtype} parameters but its config "
                              f"says {cfg.dtype}.")
-    model = BetaVAE(cfg, rng=0)
-    expected = [[k, list(v.shape)] for k, v in model.named_parameters().items()]
-    if header.get("parameters") != expected:
-        raise ModelFileError(f"model file {name!r} lists parameters that do not match its config "
-                             f"({cfg.n_input}-{'-'.join(map(str, cfg.hidden))}-{cfg.n_latent}).")
-    if params.ndim != 1 or params.size != model.params.size:
-        raise ModelFileError(f"model file {name!r} holds {params.size} parameters, its config needs "
-                             f"{model.params.size}.")
-    if not np.isfinite(params).all():
-        raise ModelFileError(f"model file {name!r} contains non-finite parameters (NaN or inf).")
-    model.params[:] = params
+    if header.get("layout", LAYOUT) != LAYOUT:
+        raise ModelFileError(f"model file {name!r} uses parameter layout {header.get('layout')!r}; this "
+                             f"betavae-np ({__version__}) reads {LAYOUT!r}.")
     metadata = header.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ModelFileError(f"model file {name!r} has metadata that is not a JSON object.")
@@ -332,6 +337,23 @@ def load(path: str | os.PathLike):
             records = ModelRecords.from_legacy(metadata, cfg)
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"model file {name!r} has unreadable records: {exc}") from None
+    try:
+        from .losses import from_dict as loss_from_dict
+
+        loss = None if header.get("loss") is None else loss_from_dict(header["loss"])
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"model file {name!r} has an unreadable loss: {exc}") from None
+    model = BetaVAE(cfg, rng=0, loss=loss)
+    expected = [[k, list(v.shape)] for k, v in model.named_parameters().items()]
+    if header.get("parameters") != expected:
+        raise ModelFileError(f"model file {name!r} lists parameters that do not match its config "
+                             f"({cfg.n_input}-{'-'.join(map(str, cfg.hidden))}-{cfg.n_latent}).")
+    if params.ndim != 1 or params.size != model.params.size:
+        raise ModelFileError(f"model file {name!r} holds {params.size} parameters, its config needs "
+                             f"{model.params.size}.")
+    if not np.isfinite(params).all():
+        raise ModelFileError(f"model file {name!r} contains non-finite parameters (NaN or inf).")
+    model.params[:] = params
     model.metadata = metadata
     model.records = records
     return model

@@ -20,8 +20,8 @@ from typing import Callable
 from .checks import config_error, in_range
 from .exceptions import ConfigError
 
-__all__ = ["TrainConfig", "TrainResult", "train", "train_on_candles", "train_on_universe", "default_epochs", "cli_fields",
-           "ACTIVATIONS", "SCHEDULES", "GAPS", "CATEGORIES", "DTYPES"]
+__all__ = ["TrainConfig", "TrainResult", "train", "train_on_candles", "train_on_universe", "default_epochs",
+           "cli_fields", "ACTIVATIONS", "SCHEDULES", "GAPS", "CATEGORIES", "DTYPES", "LOSSES", "RECONS", "ESTIMATORS"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu")
 SCHEDULES = ("constant", "linear", "cyclical", "warmup", "capacity")
 GAPS = ("drop", "fill")
 CATEGORIES = ("linear", "spot", "inverse")
+LOSSES = ("betavae", "tcvae")
+RECONS = ("sse", "gaussian")
+ESTIMATORS = ("mws", "mss")
 DTYPES = ("float32", "float64")
 
 
@@ -80,7 +83,20 @@ class TrainConfig:
     activation: str = _setting("relu", "Hidden-layer activation.", choices=ACTIVATIONS)
     dtype: str = _setting("float32", "Parameter and window dtype.", choices=DTYPES, cli=False)
     # -- loss and beta schedule -----------------------------------------------------------------
-    beta: float = _setting(0.5, "KL weight (gamma for capacity); see the README on its scale.", lo=0)
+    loss: str = _setting("betavae", "Loss: betavae (recon + beta KL) or tcvae (recon + alpha MI + beta TC + "
+                                    "gamma dimension-wise KL, Chen et al. 2018).", choices=LOSSES)
+    recon: str = _setting("sse", "Reconstruction term: sse (squared error) or gaussian (negative "
+                                 "log-likelihood in nats: beta = 1 is the ELBO).", choices=RECONS)
+    sigma: float | None = _setting(None, "Fixed observation noise of --recon gaussian. Default: 1.", lo=0,
+                                   lo_open=True, optional=True)
+    learn_sigma: bool = _setting(False, "--recon gaussian with a noise scale per input feature learned "
+                                        "with the weights.")
+    alpha: float = _setting(1.0, "tcvae: weight of the index-code mutual information.", lo=0)
+    gamma: float = _setting(1.0, "tcvae: weight of the dimension-wise KL.", lo=0)
+    estimator: str = _setting("mws", "tcvae: minibatch weighted (mws) or stratified (mss) sampling.",
+                              choices=ESTIMATORS)
+    beta: float = _setting(0.5, "KL weight (TC weight for tcvae, gamma for capacity); see the README on "
+                                "its scale.", lo=0)
     anneal: str = _setting("linear", "Beta schedule, evaluated every optimisation step.", choices=SCHEDULES)
     warmup: float = _setting(0.2, "Fraction of training spent warming beta up.", lo=0, hi=1)
     cycles: int = _setting(4, "Cycles of the cyclical schedule.", lo=1, integer=True)
@@ -135,6 +151,15 @@ class TrainConfig:
         if self.early_stopping is not None and self.val_fraction == 0:
             raise config_error(f"early_stopping={self.early_stopping} needs a validation part; set "
                                "val_fraction above 0.", "early_stopping")
+        if not isinstance(self.learn_sigma, bool):
+            raise config_error(f"learn_sigma must be true or false, got {self.learn_sigma!r}.", "learn_sigma")
+        try:
+            self.loss_spec()
+        except ConfigError as exc:
+            raise config_error(str(exc), getattr(exc, "field", None) or "loss") from None
+        if self.loss == "tcvae" and self.anneal == "capacity":
+            raise config_error("anneal=capacity targets the closed-form KL of loss=betavae; with loss=tcvae "
+                               "schedule the TC weight (constant, linear, cyclical, warmup).", "anneal")
         from .data.intervals import normalize_interval
 
         try:
@@ -152,6 +177,16 @@ class TrainConfig:
         """True when the run trains on many symbols (``symbols`` given, or ``source`` a directory)."""
         return self.symbols is not None or (self.source not in ("auto", "bybit", "sample")
                                             and os.path.isdir(self.source))
+
+    def loss_spec(self):
+        """The :mod:`betavae_np.losses` spec of this run (``dataset_size`` is left to :func:`fit`)."""
+        from . import losses
+
+        if self.loss == "tcvae":
+            return losses.TCVAE(alpha=self.alpha, beta=self.beta, gamma=self.gamma, estimator=self.estimator,
+                                recon=self.recon, sigma=self.sigma, learn_sigma=self.learn_sigma)
+        return losses.BetaVAE(recon=self.recon, sigma=self.sigma, learn_sigma=self.learn_sigma,
+                              beta=self.beta)
 
     # -- conversion -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -443,7 +478,8 @@ def _fit_windows(allw, train_set, val, windower, cfg, on_start, on_batch, on_epo
     n = allw.shape[0]
     vae = VAEConfig(n_input=allw.shape[1], hidden=tuple(cfg.hidden), n_latent=cfg.latent,
                     activation=cfg.activation, dtype=cfg.dtype)
-    model = BetaVAE(vae, rng=cfg.seed)
+    loss = cfg.loss_spec()
+    model = BetaVAE(vae, rng=cfg.seed, loss=loss)
     schedule = schedules.make(cfg.anneal, beta=cfg.beta, warmup=cfg.warmup, cycles=cfg.cycles,
                               c_max=cfg.capacity)
     epochs = cfg.epochs if cfg.epochs is not None else default_epochs(train_set.shape[0], cfg.batch_size)
@@ -457,7 +493,7 @@ def _fit_windows(allw, train_set, val, windower, cfg, on_start, on_batch, on_epo
     kw = {} if sampler is None else {"sampler": sampler}
     history = fit(model, train_set, epochs=epochs, batch_size=cfg.batch_size, optimizer=Adam(lr=cfg.lr),
                   schedule=schedule, rng=cfg.seed, validation=val, on_batch=on_batch, on_epoch=on_epoch,
-                  early_stopping=cfg.early_stopping, **kw)
+                  early_stopping=cfg.early_stopping, loss=loss, **kw)
     seconds = time.perf_counter() - t0
 
     stats = latent_stats(model, train_set)

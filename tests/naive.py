@@ -377,3 +377,47 @@ def ref_window_reading(model, X, dims, span, steps, sd, measure_scale, window):
             agreement[i][k] = sum(1 for v in vals if v * mu_k > 0) / len(vals)
             size[i][k] = sum(abs(v) for v in vals) / len(vals)
     return E, mean, spread, agreement, size
+
+
+# --- losses: reconstruction likelihoods and the beta-TCVAE estimators -------------------------
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+def ref_recon_gaussian(X, X_hat, logsigma):
+    """Per-sample Gaussian negative log-likelihood ``-log N(x; x_hat, sigma^2)`` in nats (B,);
+    ``logsigma`` a scalar or one value per feature."""
+    ls = np.broadcast_to(np.asarray(logsigma, dtype=float), X.shape[1:])
+    return (0.5 * (X - X_hat) ** 2 * np.exp(-2.0 * ls) + ls + 0.5 * LOG_2PI).sum(axis=1)
+
+
+def ref_logsumexp(a, axis):
+    m = a.max(axis=axis, keepdims=True)
+    return np.squeeze(m, axis=axis) + np.log(np.exp(a - m).sum(axis=axis))
+
+
+def ref_mss_weights(B, N):
+    """The MSS importance weights straight from their definition (Chen et al. 2018, C.2):
+    row i (the point z_i is evaluated at): its own component 1/N, the next row (cyclically)
+    (N - M) / (N M), every other row 1/M, with M = B - 1."""
+    M = B - 1
+    W = np.full((B, B), 1.0 / M)
+    for i in range(B):
+        W[i, i] = 1.0 / N
+        W[i, (i + 1) % B] = (N - M) / (N * M)
+    return W
+
+
+def ref_tc_terms(mu, logvar, z, N, estimator):
+    """(MI, TC, dimension-wise KL) batch means by brute force over the full (B, B, L) array."""
+    B, L = mu.shape
+    # lq[i, k, j] = log N(z_ij; mu_kj, exp(logvar_kj))
+    lq = -0.5 * (LOG_2PI + logvar[None] + (z[:, None, :] - mu[None]) ** 2 / np.exp(logvar[None]))
+    if estimator == "mws" or B == 1:
+        logw = np.full((B, B), -np.log(N * B))
+    else:
+        logw = np.log(ref_mss_weights(B, N))
+    logqz = ref_logsumexp(logw + lq.sum(axis=2), axis=1)
+    logprod = ref_logsumexp(logw[:, :, None] + lq, axis=1).sum(axis=1)
+    condx = lq[np.arange(B), np.arange(B)].sum(axis=1)
+    logpz = (-0.5 * (LOG_2PI + z ** 2)).sum(axis=1)
+    return (condx - logqz).mean(), (logqz - logprod).mean(), (logprod - logpz).mean()

@@ -16,7 +16,7 @@ import pytest
 import betavae_np as bv
 from betavae_np import schedules as S
 from betavae_np.nn import engine
-from betavae_np.nn import model as model_mod
+from betavae_np.nn import numpy_engine
 from naive import ref_vae_loss_and_grad
 
 #: The standard workload's layer sizes (window 32 x 5 features).
@@ -48,7 +48,7 @@ def test_standard_size_gradients_match_naive_on_both_sides_of_the_transposed_bra
     model.backward_train(ws, 4.0)
     # the numpy engine took the transposed dX branch exactly when the batch is small
     took = bool(ws.__dict__.get("_dx_t"))
-    assert took == (eng == "numpy" and B <= model_mod._TRANSPOSED_DX_MAX_B)
+    assert took == (eng == "numpy" and B <= numpy_engine._TRANSPOSED_DX_MAX_B)
     *_, g_ref, _ = ref_vae_loss_and_grad(model.named_parameters(), X, eps, 4.0, "tanh", 2)
     for name, g in model.named_gradients().items():
         np.testing.assert_allclose(g, g_ref[name], rtol=1e-10, atol=1e-12, err_msg=f"d{name}")

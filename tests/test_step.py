@@ -128,9 +128,9 @@ def test_parallel_and_sequential_chunks_give_the_same_bits():
         g = np.zeros_like(model.grads)
         kl_dim = np.zeros(8)
         r = fwd(model.params, ws.tab, 2, 1, X, eps, ws.acts, ws.zs, ws.klp, ws.sums, kl_dim,
-                ws.chunk_cap, 2, ws.iw)
+                ws.chunk_cap, 2, ws.iw, ws.lc, ws.lw, ws.sw, ws.gls, ws.tcb, ws.terms)
         bwd(model.params, g, ws.gparts, ws.tab, 2, 1, X, eps, 4.0, ws.acts, ws.dpre, ws.zs, ws.tmp,
-            ws.chunk_cap, 2, ws.iw)
+            ws.chunk_cap, 2, ws.iw, ws.lc, ws.lw, ws.G, ws.gls, ws.tcb)
         outs.append((r, kl_dim, g))
     assert outs[0][0] == outs[1][0]
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
@@ -187,11 +187,21 @@ _CHILD = textwrap.dedent("""
     ws = model.workspace(96)
     g, kl_dim = np.zeros_like(model.grads), np.zeros(2)
     r, k = step.forward_chunks(model.params, ws.tab, 1, 1, X, eps, ws.acts, ws.zs, ws.klp, ws.sums,
-                               kl_dim, ws.chunk_cap, 2, ws.iw)
+                               kl_dim, ws.chunk_cap, 2, ws.iw, ws.lc, ws.lw, ws.sw, ws.gls, ws.tcb,
+                               ws.terms)
     step.backward_chunks(model.params, g, ws.gparts, ws.tab, 1, 1, X, eps, 2.0, ws.acts, ws.dpre,
-                         ws.zs, ws.tmp, ws.chunk_cap, 2, ws.iw)
+                         ws.zs, ws.tmp, ws.chunk_cap, 2, ws.iw, ws.lc, ws.lw, ws.G, ws.gls, ws.tcb)
+    # the same cached kernels run the batch-coupled loss stage (beta-TCVAE, MSS)
+    tc = model.workspace(96, loss=bv.losses.TCVAE(estimator="mss", dataset_size=500))
+    g2 = np.zeros_like(model.grads)
+    step.forward_chunks(model.params, tc.tab, 1, 1, X, eps, tc.acts, tc.zs, tc.klp, tc.sums,
+                        kl_dim, tc.chunk_cap, 2, tc.iw, tc.lc, tc.lw, tc.sw, tc.gls, tc.tcb,
+                        tc.terms)
+    step.backward_chunks(model.params, g2, tc.gparts, tc.tab, 1, 1, X, eps, 2.0, tc.acts, tc.dpre,
+                         tc.zs, tc.tmp, tc.chunk_cap, 2, tc.iw, tc.lc, tc.lw, tc.G, tc.gls, tc.tcb)
     hits = sum(f.stats.cache_hits.total() for f in (step.forward_chunks, step.backward_chunks))
     print(json.dumps({"engine": ws.engine, "r": r, "k": k, "g": g.tolist(),
+                      "tc": tc.terms[:5].tolist(), "g2": g2.tolist(),
                       "hits": hits, "threads": numba.get_num_threads()}))
 """)
 
@@ -211,6 +221,8 @@ def test_parallel_kernels_cached_under_one_thread_count_load_under_another(tmp_p
     assert first["engine"] == second["engine"] == "compiled"
     assert first["hits"] == 0 and second["hits"] == 2, "the second run must load, not compile"
     assert (first["r"], first["k"], first["g"]) == (second["r"], second["k"], second["g"])
+    assert (first["tc"], first["g2"]) == (second["tc"], second["g2"])
+    assert np.any(np.array(first["g2"]) != np.array(first["g"])), "the TC-VAE step ran"
 
 
 def test_compiled_forward_train_refuses_arrays_it_would_misread():

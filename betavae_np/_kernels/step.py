@@ -1,5 +1,12 @@
 """One compiled call per training pass: the forward and the backward of a minibatch.
 
+A step runs in three phases: the chunked forward (encoder, heads, sample, decoder, ``x_hat``),
+one batch-wide loss stage (:mod:`.loss`, :mod:`.tc`: the loss terms, ``dloss/dx_hat`` and, for
+losses that couple rows, ``dloss/d[z, mu, logvar]``), and the chunked backward, which starts
+from those gradients. The first two run in :func:`forward_chunks`, the third (after the loss
+stage's weighting of its gradients, which needs the step's scheduled weight) in
+:func:`backward_chunks`.
+
 The same computation as the ``np.matmul`` path of :meth:`betavae_np.BetaVAE.forward_train` /
 ``backward_train``, but the matrix products are CBLAS calls from compiled code
 (:mod:`betavae_np._kernels.gemm`) and the elementwise kernels run around them in the same call,
@@ -22,7 +29,7 @@ Buffers are flat per chunk and addressed by offsets (``[c]`` is chunk ``c``'s ro
     ``n_out``, and ``a_off`` into ``acts``/``dpre``, where the layer's (B, n_out) block starts.
 ``acts`` : (sum_k cap * n_out_k,)
     Layer outputs: hidden activations, the heads' ``[mu | logvar]`` (B, 2L), and the output
-    layer's ``x_hat`` pre-bias which ``recon_forward`` turns into ``dloss/dx_hat``.
+    layer's ``x_hat``, which the loss stage turns into ``dloss/dx_hat``.
 ``dpre`` : same layout
     Gradients w.r.t. the pre-activations (the output layer's block is unused: its gradient
     stays in ``acts``).
@@ -39,9 +46,11 @@ from numba import njit, prange
 from ..config import JIT_PARALLEL, JIT_SERIAL
 from .dense import act_backward_bias, bias_act, col_sum
 from .gemm import NO_TRANS, TRANS, gemm
-from .vae import heads_backward, heads_forward, recon_forward
+from .loss import GAUSSIAN_LEARNED, KIND, LS_OFF, RECON, TCVAE, kl_block, recon_block, sigma_weights
+from .tc import tc_forward, tc_gather, tc_grad
+from .vae import heads_backward, heads_sample
 
-__all__ = ["forward_pass", "backward_pass", "forward_chunks", "backward_chunks",
+__all__ = ["forward_pass", "backward_pass", "loss_stage", "loss_grad", "sigma_grad", "forward_chunks", "backward_chunks",
            "forward_chunks_seq", "backward_chunks_seq", "n_chunks_for", "SPLIT_MIN_B", "N_SPLIT",
            "TRANSPOSED_DX_MAX_B", "TRANSPOSED_DX_MIN_W"]
 
@@ -70,9 +79,8 @@ TRANSPOSED_DX_MIN_W = 8192
 
 
 @njit(**JIT_SERIAL)
-def forward_pass(params, tab, n_enc, act, X, eps, acts, zs, kl_per_dim, cap, inv_b,
-                 iw):  # pragma: no cover - compiled
-    """Forward pass of one minibatch; returns the batch-mean ``(recon, kl)``.
+def forward_pass(params, tab, n_enc, act, X, eps, acts, zs, cap, iw):  # pragma: no cover - compiled
+    """Forward pass of one row block up to ``x_hat`` (the loss stage follows).
 
     Parameters
     ----------
@@ -86,21 +94,16 @@ def forward_pass(params, tab, n_enc, act, X, eps, acts, zs, kl_per_dim, cap, inv
     X : ndarray (B, n_input), C-contiguous
     eps : ndarray (B, L), C-contiguous
     acts, zs : ndarray
-        Workspace buffers (module notes), overwritten.
-    kl_per_dim : float64 ndarray (L,)
-        Out: batch-mean KL per dimension.
+        Workspace buffers (module notes), overwritten: the heads' block ends as
+        ``[mu | logvar]``, the output block as ``x_hat``, ``zs`` holds ``Z`` and ``S``.
     cap : int
         Rows of the buffers (``B <= cap``): where the ``S`` and ``dZ`` blocks of ``zs`` start.
-    inv_b : float
-        ``1 / B`` of the whole batch this chunk belongs to: scales ``dloss/dx_hat`` so that the
-        chunks' gradients add up to the batch's. The returned means are over this chunk's rows.
     iw : np.int32 or np.int64
         BLAS integer width selector (:mod:`.gemm`).
     """
     B = X.shape[0]
     L = eps.shape[1]
     n_layers = tab.shape[0]
-    recon = kl = 0.0
     # encoder hidden layers: input X, then the previous layer's activations
     for k in range(n_enc + 1):
         w_off, b_off, n_in, n_out, a_off = tab[k, 0], tab[k, 1], tab[k, 2], tab[k, 3], tab[k, 4]
@@ -118,7 +121,7 @@ def forward_pass(params, tab, n_enc, act, X, eps, acts, zs, kl_per_dim, cap, inv
         else:
             Z = zs[0:B * L].reshape((B, L))
             S = zs[cap * L:cap * L + B * L].reshape((B, L))
-            kl = heads_forward(Z, S, kl_per_dim, Y, b, eps)
+            heads_sample(Z, S, Y, b, eps)
     # decoder: input Z, then hidden activations; the last layer is linear
     for k in range(n_enc + 1, n_layers):
         w_off, b_off, n_in, n_out, a_off = tab[k, 0], tab[k, 1], tab[k, 2], tab[k, 3], tab[k, 4]
@@ -131,11 +134,7 @@ def forward_pass(params, tab, n_enc, act, X, eps, acts, zs, kl_per_dim, cap, inv
                  acts, a_off, n_out, iw)
         Y = acts[a_off:a_off + B * n_out].reshape((B, n_out))
         b = params[b_off:b_off + n_out]
-        if k < n_layers - 1:
-            bias_act(Y, b, act)
-        else:
-            recon = recon_forward(Y, b, X, inv_b)
-    return recon, kl
+        bias_act(Y, b, act if k < n_layers - 1 else 0)
 
 
 @njit(**JIT_SERIAL)
@@ -164,19 +163,20 @@ def _input_grad(B, W_off, n_in, n_out, g_buf, g_off, out_buf, out_off, params, t
 
 @njit(**JIT_SERIAL)
 def backward_pass(params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp, cap,
-                  inv_b, iw):  # pragma: no cover
+                  inv_b, iw, G, add):  # pragma: no cover
     """Overwrite ``grads`` with d(mean recon + beta * mean kl)/dparams of the last forward pass.
 
     Parameters are those of :func:`forward_pass` (same ``X``, ``eps`` and buffers, unchanged in
     between) plus ``grads`` (P,), ``beta`` (any finite float), ``dpre`` and ``tmp`` (module
-    notes). Per dense layer: ``dZ = dA * act'(Z)``, ``dW = X.T @ dZ``, ``db = dZ.sum(0)``,
+    notes), ``G`` (B, 3L) the loss stage's additive ``[dz | dmu | dlogvar]`` (read when ``add``).
+    ``beta`` weighs the closed-form KL (0 when the loss has none). Per dense layer: ``dZ = dA * act'(Z)``, ``dW = X.T @ dZ``, ``db = dZ.sum(0)``,
     ``dX = dZ @ W.T``.
     """
     B = X.shape[0]
     L = eps.shape[1]
     n_layers = tab.shape[0]
     last = n_layers - 1
-    # output layer: acts holds dloss/dx_hat = 2 (x_hat - x) / B
+    # output layer: acts holds dloss/dx_hat (the loss stage wrote it)
     g_buf = acts
     g_off = tab[last, 4]
     n_out = tab[last, 3]
@@ -205,7 +205,7 @@ def backward_pass(params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, 
     S = zs[cap * L:cap * L + B * L].reshape((B, L))
     dZ = zs[2 * cap * L:2 * cap * L + B * L].reshape((B, L))
     hb = tab[n_enc, 1]
-    heads_backward(dH, grads[hb:hb + 2 * L], dZ, H, S, eps, beta, inv_b)
+    heads_backward(dH, grads[hb:hb + 2 * L], dZ, H, S, eps, beta, inv_b, G, add)
     g_buf = dpre
     g_off = h_off
     for k in range(n_enc, -1, -1):             # heads and encoder hidden layers
@@ -226,16 +226,12 @@ def backward_pass(params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, 
 
 
 @njit(**JIT_SERIAL)
-def _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, klp, sums, cap,
+def _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap,
                    iw):  # pragma: no cover - compiled
     B = X.shape[0]
     lo = c * B // n_chunks
     hi = (c + 1) * B // n_chunks
-    r, k = forward_pass(params, tab, n_enc, act, X[lo:hi], eps[lo:hi], acts[c], zs[c], klp[c],
-                        cap, 1.0 / B, iw)
-    sums[c, 0] = r * (hi - lo)
-    sums[c, 1] = k * (hi - lo)
-    sums[c, 2] = hi - lo
+    forward_pass(params, tab, n_enc, act, X[lo:hi], eps[lo:hi], acts[c], zs[c], cap, iw)
 
 
 @njit(**JIT_SERIAL)
@@ -254,10 +250,54 @@ def _combine_forward(sums, klp, kl_per_dim, B):  # pragma: no cover - compiled
     return recon / B, kl / B
 
 
+@njit(**JIT_SERIAL)
+def loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, cap, n_chunks, sw,
+               gls, tcb, terms):  # pragma: no cover - compiled
+    """The batch-wide loss stage over the chunks' buffers; returns the batch-mean ``(recon, kl)``.
+
+    Writes ``dloss/dx_hat`` over each chunk's ``x_hat``, the learned log-sigma's gradient into
+    ``gls`` (n_input,) float64, and for beta-TCVAE the estimator's values (``terms[2:5]``, MI,
+    TC, dimension-wise KL) and unweighted gradients (in ``tcb``, :mod:`.tc`). Block sums are
+    combined in chunk order, so results do not depend on threads.
+    """
+    B = X.shape[0]
+    L = klp.shape[1]
+    last = tab.shape[0] - 1
+    h_off = tab[n_enc, 4]
+    o_off = tab[last, 4]
+    n = tab[last, 3]
+    if lc[RECON] == GAUSSIAN_LEARNED:
+        sigma_weights(sw, params, lc[LS_OFF])
+        gls[:] = 0.0
+    inv_b = 1.0 / B
+    for c in range(n_chunks):
+        lo = c * B // n_chunks
+        hi = (c + 1) * B // n_chunks
+        b = hi - lo
+        a = acts[c]
+        z = zs[c]
+        r = recon_block(lc, lw, a[o_off:o_off + b * n].reshape((b, n)), X[lo:hi], inv_b, params,
+                        sw, gls)
+        H = a[h_off:h_off + b * 2 * L].reshape((b, 2 * L))
+        k = kl_block(H, z[cap * L:cap * L + b * L].reshape((b, L)), klp[c])
+        sums[c, 0] = r * b
+        sums[c, 1] = k * b
+        sums[c, 2] = b
+        if lc[KIND] == TCVAE:
+            tc_gather(tcb, B, L, lo, H, z[0:b * L].reshape((b, L)))
+    recon, kl = _combine_forward(sums[:n_chunks], klp, kl_per_dim, B)
+    terms[0] = recon
+    terms[1] = kl
+    if lc[KIND] == TCVAE:
+        tc_forward(lc, lw, B, L, tcb, terms)
+    return recon, kl
+
+
 @njit(**JIT_PARALLEL)
 def forward_chunks(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_per_dim, cap,
-                   n_chunks, iw):  # pragma: no cover - compiled
-    """Forward pass of a batch split into ``n_chunks`` row chunks run in parallel.
+                   n_chunks, iw, lc, lw, sw, gls, tcb, terms):  # pragma: no cover - compiled
+    """Forward pass of a batch split into ``n_chunks`` row chunks run in parallel, then the loss
+    stage (:func:`loss_stage`).
 
     Parameters
     ----------
@@ -275,6 +315,8 @@ def forward_chunks(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_per_
         Rows per chunk buffer (``>= ceil(B / n_chunks)``).
     n_chunks : int
         1 <= n_chunks <= B.
+    lc, lw, sw, gls, tcb, terms
+        The loss spec and the loss stage's buffers (:func:`loss_stage`).
 
     Returns
     -------
@@ -282,65 +324,102 @@ def forward_chunks(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_per_
         Batch means.
     """
     for c in prange(n_chunks):
-        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, klp, sums, cap, iw)
-    return _combine_forward(sums[:n_chunks], klp, kl_per_dim, X.shape[0])
+        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap, iw)
+    return loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, cap,
+                      n_chunks, sw, gls, tcb, terms)
 
 
 @njit(**JIT_SERIAL)
 def forward_chunks_seq(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_per_dim, cap,
-                       n_chunks, iw):  # pragma: no cover - compiled
+                       n_chunks, iw, lc, lw, sw, gls, tcb, terms):  # pragma: no cover - compiled
     """:func:`forward_chunks` with the chunks one after the other (same results, bit for bit)."""
     for c in range(n_chunks):
-        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, klp, sums, cap, iw)
-    return _combine_forward(sums[:n_chunks], klp, kl_per_dim, X.shape[0])
+        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap, iw)
+    return loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, cap,
+                      n_chunks, sw, gls, tcb, terms)
 
 
 @njit(**JIT_SERIAL)
 def _backward_chunk(c, n_chunks, params, g, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
-                    cap, iw):  # pragma: no cover - compiled
+                    cap, iw, G, add):  # pragma: no cover - compiled
     B = X.shape[0]
     lo = c * B // n_chunks
     hi = (c + 1) * B // n_chunks
     backward_pass(params, g, tab, n_enc, act, X[lo:hi], eps[lo:hi], beta, acts[c], dpre[c], zs[c],
-                  tmp[c], cap, 1.0 / B, iw)
+                  tmp[c], cap, 1.0 / B, iw, G[lo:hi], add)
+
+
+@njit(**JIT_SERIAL)
+def loss_grad(lc, lw, beta, B, tcb, G):  # pragma: no cover - compiled
+    """The loss stage's gradient w.r.t. ``[z | mu | logvar]`` for the backward; returns the weight
+    of the closed-form KL that :func:`.vae.heads_backward` applies.
+
+    beta-TCVAE: ``G`` (B, 3L) = ``alpha dMI + beta dTC + gamma dKL_dim`` (:func:`.tc.tc_grad`) and
+    no closed-form KL; beta-VAE: ``G`` is not read and the KL weight is ``beta``.
+    """
+    if lc[KIND] == TCVAE:
+        tc_grad(lw, beta, B, G.shape[1] // 3, tcb, G)
+        return 0.0
+    return beta
+
+
+@njit(**JIT_SERIAL)
+def sigma_grad(lc, gls, grads):  # pragma: no cover - compiled
+    """Write a learned log-sigma's gradient (``gls``, from the loss stage) at its offset."""
+    off = lc[LS_OFF]
+    if off >= 0:
+        for j in range(gls.shape[0]):
+            grads[off + j] = gls[j]
 
 
 @njit(**JIT_PARALLEL)
 def backward_chunks(params, grads, gparts, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
-                    cap, n_chunks, iw):  # pragma: no cover - compiled
+                    cap, n_chunks, iw, lc, lw, G, gls, tcb):  # pragma: no cover - compiled
     """Backward pass of the last :func:`forward_chunks`; overwrites ``grads`` (P,).
 
+    ``beta`` is the step's scheduled weight (of the KL, or of the TC term for beta-TCVAE);
+    ``G`` (cap_total, 3L) takes the loss stage's additive gradient (:func:`loss_grad`).
     ``gparts`` (n_chunks_max, P) holds the per-chunk gradients when ``n_chunks > 1`` (then
     ``grads = sum_c gparts[c]`` in chunk order); other parameters as :func:`forward_chunks` and
     :func:`backward_pass`.
     """
+    B = X.shape[0]
+    add = lc[KIND] == TCVAE
+    c_kl = loss_grad(lc, lw, beta, B, tcb, G)
     if n_chunks == 1:
-        _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
-                        cap, iw)
+        _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, c_kl, acts, dpre, zs, tmp,
+                        cap, iw, G, add)
+        sigma_grad(lc, gls, grads)
         return
     for c in prange(n_chunks):
-        _backward_chunk(c, n_chunks, params, gparts[c], tab, n_enc, act, X, eps, beta, acts, dpre,
-                        zs, tmp, cap, iw)
+        _backward_chunk(c, n_chunks, params, gparts[c], tab, n_enc, act, X, eps, c_kl, acts, dpre,
+                        zs, tmp, cap, iw, G, add)
     for i in prange(grads.shape[0]):
         s = gparts[0, i]
         for c in range(1, n_chunks):
             s += gparts[c, i]
         grads[i] = s
+    sigma_grad(lc, gls, grads)
 
 
 @njit(**JIT_SERIAL)
 def backward_chunks_seq(params, grads, gparts, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
-                        cap, n_chunks, iw):  # pragma: no cover - compiled
+                        cap, n_chunks, iw, lc, lw, G, gls, tcb):  # pragma: no cover - compiled
     """:func:`backward_chunks` with the chunks one after the other (same results, bit for bit)."""
+    B = X.shape[0]
+    add = lc[KIND] == TCVAE
+    c_kl = loss_grad(lc, lw, beta, B, tcb, G)
     if n_chunks == 1:
-        _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
-                        cap, iw)
+        _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, c_kl, acts, dpre, zs, tmp,
+                        cap, iw, G, add)
+        sigma_grad(lc, gls, grads)
         return
     for c in range(n_chunks):
-        _backward_chunk(c, n_chunks, params, gparts[c], tab, n_enc, act, X, eps, beta, acts, dpre,
-                        zs, tmp, cap, iw)
+        _backward_chunk(c, n_chunks, params, gparts[c], tab, n_enc, act, X, eps, c_kl, acts, dpre,
+                        zs, tmp, cap, iw, G, add)
     for i in range(grads.shape[0]):
         s = gparts[0, i]
         for c in range(1, n_chunks):
             s += gparts[c, i]
         grads[i] = s
+    sigma_grad(lc, gls, grads)

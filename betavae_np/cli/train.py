@@ -31,6 +31,8 @@ def config_options(fn):
         kw = {"help": f.metadata["help"], "metavar": f.metadata["metavar"], "type": _type(f)}
         if f.name == "hidden":
             kw.update(default=",".join(map(str, f.default)) or "none", callback=parse_hidden, type=None)
+        elif isinstance(f.default, bool):
+            kw.update(default=f.default, is_flag=True, type=None, metavar=None)
         else:
             kw["default"] = f.default
         kw["show_default"] = f.default is not None

@@ -3,8 +3,8 @@
 Parameters and gradients live in one flat buffer each (see :mod:`betavae_np.nn.params`). A
 training pass is one compiled call that calls numpy's CBLAS from Numba (the ``"compiled"``
 engine, :mod:`betavae_np.nn.engine`), or, where that is not available, ``np.matmul(out=)`` per
-layer with the elementwise work in fused Numba kernels (the ``"numpy"`` engine, also the
-reference the tests compare with). Inference (``encode``/``decode``) uses ``np.matmul``.
+layer with the elementwise work in fused Numba kernels (the ``"numpy"`` engine,
+:mod:`betavae_np.nn.numpy_engine`, also the reference the tests compare with). Inference (``encode``/``decode``) uses ``np.matmul``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from .._blas import blas_threads, threads_for_batch
-from .._kernels.dense import act_backward_bias, bias_act, col_sum
+from .._kernels.dense import bias_act
 from .._kernels.encode import encode_one_local
 from .._kernels.step import (backward_chunks, backward_chunks_seq, forward_chunks,
                              forward_chunks_seq, n_chunks_for)
-from .._kernels.vae import heads_backward, heads_forward, recon_forward
 from ..exceptions import ConfigError, InputError
-from . import engine
+from . import engine, numpy_engine
 from .checks import as_beta, as_rows, as_vector
 from .config import ACTIVATIONS, VAEConfig
 from .loss import LossParts
@@ -30,37 +29,6 @@ from .workspace import Workspace
 __all__ = ["BetaVAE", "VAEConfig", "LossParts", "Workspace"]
 
 _matmul = np.matmul
-_copyto = np.copyto
-
-#: Batches up to this size compute ``dX = dZ @ W.T`` as ``(W @ dZ.T).T`` through small contiguous
-#: copies: at batch 32 OpenBLAS's NT product is ~2x slower than the NN one and the copies cost
-#: less than the difference (step 176-190 -> 170-186 us, 1 thread); at batch 64 with 2 threads it
-#: is a loss (~280 -> ~290 us). Same products and sums, possibly in another order.
-_TRANSPOSED_DX_MAX_B = 32
-#: ... and only for weights at least this large (the copies do not pay off on tiny layers).
-_TRANSPOSED_DX_MIN_W = 8192
-
-
-def _dx_buffers(ws: Workspace, B: int, W: np.ndarray):
-    """Per-workspace (dZ.T, dX.T) buffers of shapes (n_out, B) and (n_in, B), made once."""
-    cache = ws.__dict__.setdefault("_dx_t", {})
-    key = (B, W.shape)
-    bufs = cache.get(key)
-    if bufs is None:
-        bufs = cache[key] = (np.empty((W.shape[1], B), W.dtype), np.empty((W.shape[0], B), W.dtype))
-    return bufs
-
-
-def _input_grad(out: np.ndarray, g: np.ndarray, W: np.ndarray, ws: Workspace) -> None:
-    """out (B, n_in) = g (B, n_out) @ W.T, W (n_in, n_out)."""
-    B = g.shape[0]
-    if B <= _TRANSPOSED_DX_MAX_B and W.size >= _TRANSPOSED_DX_MIN_W:
-        gt, dxt = _dx_buffers(ws, B, W)
-        _copyto(gt, g.T)                       # (n_out, B)
-        _matmul(W, gt, out=dxt)                # (n_in, B) = W @ g.T
-        _copyto(out, dxt.T)
-    else:
-        _matmul(g, W.T, out=out)
 
 
 class BetaVAE:
@@ -79,6 +47,9 @@ class BetaVAE:
     dtype : numpy.dtype
     params, grads : ndarray, shape (n_params,)
         The flat parameter and gradient buffers (write into them, never rebind).
+    loss_spec : betavae_np.losses.Loss
+        The loss the model is trained with (default ``BetaVAE(recon="sse")``); with a learned
+        sigma the model has the extra parameter ``out.logsigma`` (n_input,).
     metadata : dict
         JSON-able extra information carried by save/load.
 
@@ -94,13 +65,18 @@ class BetaVAE:
     A minibatch loss is the mean over its rows.
     """
 
-    def __init__(self, cfg: VAEConfig, rng: int | np.random.Generator | None = 0):
+    def __init__(self, cfg: VAEConfig, rng: int | np.random.Generator | None = 0, *, loss=None):
+        from .. import losses
         if not isinstance(cfg, VAEConfig):
             raise ConfigError(f"cfg must be a VAEConfig, got {type(cfg).__name__}.")
+        loss = losses.default() if loss is None else loss
+        if not isinstance(loss, losses.Loss):
+            raise ConfigError(f"loss must be a betavae_np.losses spec, got {type(loss).__name__}.")
         self.config = cfg
+        self.loss_spec = loss
         self.dtype = np.dtype(cfg.dtype)
         self._act = ACTIVATIONS[cfg.activation]
-        self._layout = lay = make_layout(cfg)
+        self._layout = lay = make_layout(cfg, loss.learn_sigma)
         self._params = np.zeros(lay.size, self.dtype)
         self._grads = np.zeros(lay.size, self.dtype)
         self.metadata: dict[str, Any] = {}
@@ -273,7 +249,8 @@ class BetaVAE:
         return self.decode(self.encode(X)[0])
 
     # ------------------------------------------------------------------ training fast path
-    def workspace(self, batch_size: int, engine: str = "auto") -> Workspace:
+    def workspace(self, batch_size: int, engine: str = "auto", *, loss=None,
+                  n_data: int | None = None) -> Workspace:
         """Allocate the buffers of :meth:`forward_train`/:meth:`backward_train`.
 
         Parameters
@@ -282,11 +259,16 @@ class BetaVAE:
             The largest batch served; smaller batches use the leading rows.
         engine : {"auto", "compiled", "numpy"}
             See :mod:`betavae_np.nn.engine`; ``"auto"`` picks ``"compiled"`` when available.
+        loss : betavae_np.losses.Loss, optional
+            The loss the steps compute; default :attr:`loss_spec`.
+        n_data : int, optional
+            Dataset size for a TC-VAE spec without ``dataset_size``.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
-        return Workspace(self._layout, int(batch_size), self.dtype, engine)
+        loss = self.loss_spec if loss is None else loss
+        return Workspace(self._layout, int(batch_size), self.dtype, engine, loss, n_data)
 
     def forward_train(self, ws: Workspace, X: np.ndarray, eps: np.ndarray) -> tuple[float, float]:
         """Forward pass of one minibatch (O(1) argument checks, no conversion, no allocation).
@@ -335,42 +317,12 @@ class BetaVAE:
             parallel = n > 1 and engine.parallel_chunks()
             fwd = forward_chunks if parallel else forward_chunks_seq
             out = fwd(self._params, ws.tab, self._n_enc, self._act, X, eps, ws.acts, ws.zs,
-                      ws.klp, ws.sums, ws.kl_per_dim, ws.chunk_cap, n, ws.iw)
+                      ws.klp, ws.sums, ws.kl_per_dim, ws.chunk_cap, n, ws.iw, ws.lc, ws.lw, ws.sw,
+                      ws.gls, ws.tcb, ws.terms)
             if parallel:
                 engine.note_parallel_call()
             return out
-        ws.last_X = X
-        ws.last_eps = eps
-        p = ws.plan(B)
-        act = self._act
-        layers = self._layers
-        outs = p.outs
-        ne = self._n_enc
-        h = X
-        for k in range(ne):
-            W, b = layers[k]
-            o = outs[k]
-            _matmul(h, W, out=o)
-            bias_act(o, b, act)
-            h = o
-        W, b = layers[ne]
-        H = outs[ne]
-        _matmul(h, W, out=H)
-        kl = heads_forward(p.Z, p.S, ws.kl_per_dim, H, b, eps)
-        h = p.Z
-        last = len(layers) - 1
-        for k in range(ne + 1, last):
-            W, b = layers[k]
-            o = outs[k]
-            _matmul(h, W, out=o)
-            bias_act(o, b, act)
-            h = o
-        W, b = layers[last]
-        Y = outs[last]
-        _matmul(h, W, out=Y)
-        recon = recon_forward(Y, b, X, p.inv_b)
-        ws.last_plan = p
-        return recon, kl
+        return numpy_engine.forward(self, ws, X, eps, B)
 
     def _train_args_error(self, ws, X, eps) -> None:
         """Raise the InputError that names what :meth:`forward_train` cannot take."""
@@ -417,58 +369,17 @@ class BetaVAE:
         if ws.engine == "compiled":
             self._backward_compiled(ws, beta, self._grads)
         else:
-            self._backward(ws, beta, self._glayers, None)
+            numpy_engine.backward(self, ws, beta, self._glayers, None, self._grads)
 
     def _backward_compiled(self, ws: Workspace, beta: float, grads: np.ndarray) -> None:
         n = ws.last_chunks
         bwd = backward_chunks if n > 1 and engine.parallel_chunks() else backward_chunks_seq
         bwd(self._params, grads, ws.gparts, ws.tab, self._n_enc, self._act, ws.last_X,
-            ws.last_eps, float(beta), ws.acts, ws.dpre, ws.zs, ws.tmp, ws.chunk_cap, n, ws.iw)
-
-    def _backward(self, ws: Workspace, beta: float, glayers: list, dX: np.ndarray | None) -> None:
-        p = ws.last_plan
-        X = ws.last_X
-        act = self._act
-        layers = self._layers
-        outs = p.outs
-        dpres = p.dpres
-        ne = self._n_enc
-        last = len(layers) - 1
-        # output layer: outs[last] already holds dloss/dx_hat = 2 (x_hat - x) / B
-        g = outs[last]
-        dW, db = glayers[last]
-        col_sum(db, g)
-        for k in range(last, ne, -1):          # output and decoder hidden layers
-            inp = outs[k - 1] if k - 1 > ne else p.Z
-            dW, _ = glayers[k]
-            _matmul(inp.T, g, out=dW)
-            W, _ = layers[k]
-            if k - 1 > ne:                     # input is a hidden activation
-                d = dpres[k - 1]
-                _input_grad(d, g, W, ws)
-                act_backward_bias(d, glayers[k - 1][1], outs[k - 1], act)
-                g = d
-            else:                              # input is z: go through the heads
-                _matmul(g, W.T, out=p.dZ)
-        H = outs[ne]
-        g = dpres[ne]
-        heads_backward(g, glayers[ne][1], p.dZ, H, p.S, ws.last_eps, beta, p.inv_b)
-        for k in range(ne, -1, -1):            # heads and encoder hidden layers
-            inp = outs[k - 1] if k > 0 else X
-            dW, _ = glayers[k]
-            _matmul(inp.T, g, out=dW)
-            W, _ = layers[k]
-            if k > 0:
-                d = dpres[k - 1]
-                _input_grad(d, g, W, ws)
-                act_backward_bias(d, glayers[k - 1][1], outs[k - 1], act)
-                g = d
-            elif dX is not None:
-                _matmul(g, W.T, out=dX)
-                dX -= outs[last]               # recon depends on X directly: -2 (x_hat - x) / B
+            ws.last_eps, float(beta), ws.acts, ws.dpre, ws.zs, ws.tmp, ws.chunk_cap, n, ws.iw,
+            ws.lc, ws.lw, ws.G, ws.gls, ws.tcb)
 
     # ------------------------------------------------------------------ validated, allocating
-    def loss(self, X: np.ndarray, eps: np.ndarray, beta: float, *,
+    def loss(self, X: np.ndarray, eps: np.ndarray, beta: float, *, loss=None,
              chunk: int = 4096) -> LossParts:
         """Loss terms of a dataset (forward only; processed in chunks of ``chunk`` rows).
 
@@ -478,7 +389,11 @@ class BetaVAE:
         eps : ndarray, shape (n, n_latent)
             Reparameterisation noise (zeros give the deterministic ``z = mu``).
         beta : float
-            KL weight, >= 0.
+            The scheduled weight (of the KL, or of the TC term for beta-TCVAE), >= 0.
+        loss : betavae_np.losses.Loss, optional
+            Default :attr:`loss_spec`. A TC-VAE without ``dataset_size`` takes N = n.
+        chunk : int
+            Rows per pass; the TC-VAE's minibatch estimates are per chunk (then averaged).
 
         Returns
         -------
@@ -486,30 +401,59 @@ class BetaVAE:
             Means over the ``n`` rows.
         """
         X, eps, beta = self._check_batch(X, eps, beta)
+        loss = self._loss_for(loss)
         n = X.shape[0]
-        ws = Workspace(self._layout, min(n, max(1, int(chunk))), self.dtype)
-        recon = kl = 0.0
+        ws = Workspace(self._layout, min(n, max(1, int(chunk))), self.dtype, "auto", loss, n)
+        t = np.zeros(5)
         kl_dim = np.zeros(self.config.n_latent)
         with blas_threads(threads_for_batch(ws.capacity, ws.engine)):
             for start in range(0, n, ws.capacity):
                 stop = min(n, start + ws.capacity)
-                r, k = self.forward_train(ws, X[start:stop], eps[start:stop])
+                self.forward_train(ws, X[start:stop], eps[start:stop])
                 w = (stop - start) / n
-                recon += r * w
-                kl += k * w
+                t += ws.terms[:5] * w
                 kl_dim += ws.kl_per_dim * w
+        return self._parts(loss, beta, t, kl_dim)
+
+    def _loss_for(self, loss):
+        """The loss spec to use (default :attr:`loss_spec`), checked against the layout."""
+        from .. import losses
+        if loss is None:
+            return self.loss_spec
+        if not isinstance(loss, losses.Loss):
+            raise ConfigError(f"loss must be a betavae_np.losses spec (BetaVAE or TCVAE), got "
+                              f"{type(loss).__name__}.")
+        if loss.learn_sigma != (self._layout.ls_off >= 0):
+            raise ConfigError("a loss that learns sigma needs a model made with it (it adds the "
+                              "out.logsigma parameter), and a model made with it needs such a "
+                              "loss: BetaVAE(cfg, loss=bv.losses.BetaVAE(recon='gaussian', "
+                              "learn_sigma=True)).")
+        return loss
+
+    @staticmethod
+    def _parts(loss, beta: float, t, kl_dim) -> LossParts:
+        from .. import losses
+        recon, kl = float(t[0]), float(t[1])
+        if isinstance(loss, losses.TCVAE):
+            mi, tc, dw = (float(v) for v in t[2:5])
+            return LossParts(loss.objective(recon, kl, beta, (mi, tc, dw)), recon, kl, kl_dim,
+                             mi, tc, dw)
         return LossParts(recon + beta * kl, recon, kl, kl_dim)
 
-    def loss_and_grad(self, X: np.ndarray, eps: np.ndarray, beta: float, *,
+    def loss_and_grad(self, X: np.ndarray, eps: np.ndarray, beta: float, loss=None, *,
                       return_dX: bool = False):
-        """Loss terms and exact gradients of ``mean(recon) + beta * mean(kl)`` over ``X``.
+        """Loss terms and exact gradients of the batch-mean loss over ``X``.
 
         Parameters
         ----------
         X : ndarray, shape (n, n_input)
         eps : ndarray, shape (n, n_latent)
         beta : float
-            KL weight, >= 0.
+            The scheduled weight, >= 0: the KL's beta (beta-VAE) or the TC term's (beta-TCVAE;
+            pass ``loss.beta`` for the loss as specified).
+        loss : betavae_np.losses.Loss, optional
+            Default :attr:`loss_spec` (``BetaVAE(recon="sse")`` unless the model was made with
+            another). A TC-VAE without ``dataset_size`` takes N = n.
         return_dX : bool, default False
             Also return the gradient w.r.t. ``X`` (it enters both the encoder and the recon term).
 
@@ -523,21 +467,23 @@ class BetaVAE:
             Only when ``return_dX``.
         """
         X, eps, beta = self._check_batch(X, eps, beta)
+        loss = self._loss_for(loss)
         # the input gradient is only on the numpy engine's path (it is no training quantity)
-        ws = Workspace(self._layout, X.shape[0], self.dtype, "numpy" if return_dX else "auto")
+        ws = Workspace(self._layout, X.shape[0], self.dtype, "numpy" if return_dX else "auto",
+                       loss, X.shape[0])
         flat = np.zeros_like(self._grads)
         lay = self._layout
         dX = None
         with blas_threads(threads_for_batch(ws.capacity, ws.engine)):
-            recon, kl = self.forward_train(ws, X, eps)
+            self.forward_train(ws, X, eps)
             if ws.engine == "compiled":
                 self._backward_compiled(ws, beta, flat)
             else:
                 glayers = [layer_views(flat, ly)
                            for ly in (*lay.encoder, lay.heads, *lay.decoder, lay.out)]
                 dX = np.empty_like(X) if return_dX else None
-                self._backward(ws, beta, glayers, dX)
-        parts = LossParts(recon + beta * kl, recon, kl, ws.kl_per_dim.copy())
+                numpy_engine.backward(self, ws, beta, glayers, dX, flat)
+        parts = self._parts(loss, beta, ws.terms, ws.kl_per_dim.copy())
         grads = named_views(flat, lay)
         return (parts, grads, dX) if return_dX else (parts, grads)
 

@@ -2,7 +2,9 @@
 
 Memory order: ``enc.{i}.W, enc.{i}.b`` per hidden layer, the fused heads block
 ``[mu.W | logvar.W]`` of shape (h, 2L), the head biases ``[mu.b, logvar.b]`` (2L,), then
-``dec.{i}.W, dec.{i}.b`` and ``out.W, out.b``. ``mu.W`` and ``logvar.W`` are therefore strided
+``dec.{i}.W, dec.{i}.b`` and ``out.W, out.b``, then, only in models whose loss learns the
+observation noise, ``out.logsigma`` (n_input,): the log of the Gaussian likelihood's sigma per
+input feature (initialised to 0, sigma = 1). ``mu.W`` and ``logvar.W`` are therefore strided
 (non-contiguous) views into the heads block, so both heads cost one matmul; every other view is
 C-contiguous. The public name order (``named_parameters()``) is the contract's order.
 """
@@ -40,10 +42,12 @@ class Layout:
     out: Layer                   # linear output layer
     size: int                    # number of scalars in the flat buffer
     n_latent: int                # L
+    ls_off: int = -1             # offset of out.logsigma (n_input,), -1 without a learned sigma
 
 
-def make_layout(cfg: VAEConfig) -> Layout:
-    """Compute the offsets of every layer for ``cfg`` (see module docstring for the order)."""
+def make_layout(cfg: VAEConfig, learn_sigma: bool = False) -> Layout:
+    """Compute the offsets of every layer for ``cfg`` (see module docstring for the order);
+    ``learn_sigma`` appends the ``out.logsigma`` block (n_input,) after ``out.b``."""
     off = 0
 
     def add(name: str, n_in: int, n_out: int, act: bool) -> Layer:
@@ -58,6 +62,8 @@ def make_layout(cfg: VAEConfig) -> Layout:
     dwidths = (cfg.n_latent, *reversed(cfg.hidden))
     dec = tuple(add(f"dec.{i}", dwidths[i], dwidths[i + 1], True) for i in range(len(cfg.hidden)))
     out = add("out", dwidths[-1], cfg.n_input, False)
+    if learn_sigma:
+        return Layout(enc, heads, dec, out, off + cfg.n_input, cfg.n_latent, off)
     return Layout(enc, heads, dec, out, off, cfg.n_latent)
 
 
@@ -79,6 +85,8 @@ def named_views(flat: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
     views["logvar.W"], views["logvar.b"] = W[:, L:], b[L:]
     for layer in (*layout.decoder, layout.out):
         views[f"{layer.name}.W"], views[f"{layer.name}.b"] = layer_views(flat, layer)
+    if layout.ls_off >= 0:
+        views["out.logsigma"] = flat[layout.ls_off:layout.ls_off + layout.out.n_out]
     return views
 
 

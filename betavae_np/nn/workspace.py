@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..exceptions import ConfigError
 from . import engine
 from .params import Layout
 
@@ -78,6 +79,11 @@ class Workspace:
         ``forward_train``/``backward_train`` refuse it on any other model.
     kl_per_dim : ndarray, shape (n_latent,), float64
         Batch-mean KL per latent dimension of the last ``forward_train``.
+    loss : betavae_np.losses.Loss
+        The loss this workspace's steps compute (default ``BetaVAE(recon="sse")``).
+    terms : ndarray, shape (8,), float64
+        Batch means of the last ``forward_train``: recon, KL, and for TC-VAE the MI, TC and
+        dimension-wise KL estimates (``terms[2:5]``).
 
     Notes
     -----
@@ -85,7 +91,8 @@ class Workspace:
     ``backward_train``: do not modify them in between.
     """
 
-    def __init__(self, layout: Layout, capacity: int, dtype: np.dtype, engine_name: str = "auto"):
+    def __init__(self, layout: Layout, capacity: int, dtype: np.dtype, engine_name: str = "auto",
+                 loss=None, n_data: int | None = None):
         self.capacity = capacity
         self.dtype = dtype
         self.layout = layout        # identifies the owning model (each model has its own)
@@ -100,6 +107,7 @@ class Workspace:
         self.last_X: np.ndarray | None = None
         self.last_eps: np.ndarray | None = None
         self.last_chunks = 0
+        self._init_loss(layout, capacity, dtype, loss, n_data)
         if self.engine == "compiled":
             self._init_compiled(layout, layers, capacity, dtype)
         else:
@@ -109,6 +117,32 @@ class Workspace:
             self.Z = np.zeros((capacity, L), dtype)
             self.S = np.zeros((capacity, L), dtype)
             self.dZ = np.zeros((capacity, L), dtype)
+
+    def _init_loss(self, layout: Layout, capacity: int, dtype, loss, n_data) -> None:
+        """The loss spec and the loss stage's buffers (:mod:`betavae_np._kernels.loss`, ``.tc``)."""
+        from .. import losses
+        from .._kernels.loss_codes import N_DATA
+        from .._kernels.tc import tc_size
+        loss = losses.default() if loss is None else loss
+        if not isinstance(loss, losses.Loss):
+            raise ConfigError(f"loss must be a betavae_np.losses spec (BetaVAE or TCVAE), got "
+                              f"{type(loss).__name__}.")
+        if loss.learn_sigma and layout.ls_off < 0:
+            raise ConfigError("this loss learns sigma but the model has no out.logsigma parameter; "
+                              "make the model with BetaVAE(cfg, loss=...) or fit(model, ..., loss=...).")
+        self.loss = loss
+        self.lc, self.lw = loss.codes(layout.ls_off, n_data)
+        if isinstance(loss, losses.TCVAE) and loss.estimator == "mss" and self.lw[N_DATA] < capacity:
+            raise ConfigError(f"the MSS estimator needs dataset_size (N = {self.lw[N_DATA]:g}) of at least "
+                              f"the batch size ({capacity}); N is the number of training samples.")
+        n = layout.out.n_out
+        L = layout.n_latent
+        tc = isinstance(loss, losses.TCVAE)
+        self.sw = np.zeros(n if loss.learn_sigma else 0, np.float64)       # exp(-2 log sigma)
+        self.gls = np.zeros(n if loss.learn_sigma else 0, np.float64)      # d/dlog sigma
+        self.tcb = np.zeros(tc_size(capacity, L) if tc else 0, np.float64)  # TC-VAE scratch
+        self.G = np.zeros((capacity if tc else 0, 3 * L), dtype)          # dloss/d[z|mu|logvar]
+        self.terms = np.zeros(8, np.float64)       # recon, kl, mi, tc, kl_dim of the last batch
 
     def _init_compiled(self, layout: Layout, layers, capacity: int, dtype) -> None:
         """Per-chunk flat buffers for :mod:`betavae_np._kernels.step` (see its module notes)."""
