@@ -277,7 +277,7 @@ class Windower:
         _r.candle_features(feat, src, seg)
         return feat if not self._mm else np.ascontiguousarray(np.hstack([mm, feat]))
 
-    def _prepare(self, df):
+    def _prepare(self, df, keep_source: bool = False):
         """Validated frame -> raw (n, F) float64, ends (m,) int64, times (n,) ms, filled (n,) bool,
         seg (n,) bool (segment starts: the first candle and the first after each dropped gap)."""
         df = validate_candles(df, what="candles")
@@ -297,14 +297,92 @@ class Windower:
             brk[1:] = np.diff(t) > ims
         else:
             brk[1:] = False
-        raw = self._raw(src, brk)  # C order: a window is one contiguous slice
         seg_start = np.maximum.accumulate(np.where(brk, idx, 0))
         ends = np.flatnonzero(idx - seg_start >= need - 1).astype(np.int64)
         if ends.size == 0:
             longest = int(np.max(np.diff(np.append(np.flatnonzero(brk), t.size))))
             raise DataError(f"no window of {self.window} with lookback {self.lookback} fits between the gaps "
                             f"(longest gap-free run: {longest} candles); use gaps='fill' or more data")
+        if keep_source:
+            return src, ends
+        raw = self._raw(src, brk)  # C order: a window is one contiguous slice
         return raw, ends, t, filled, brk
+
+    def anchors(self, df: pd.DataFrame) -> np.ndarray:
+        """(n_windows,) float64: the close of the candle just before each window's first candle.
+
+        With :attr:`scales <betavae_np.data.window_set.WindowSet.scales>` this is the state
+        :meth:`inverse` needs to turn ``returns`` windows back into prices. Needs a ``close`` feature.
+        """
+        if "close" not in self.features:
+            raise ConfigError("anchors need a close feature")
+        src, ends = self._prepare(df, keep_source=True)
+        return src[ends - self.window, self.features.index("close")].copy()
+
+    def inverse(self, X, lo, hi, anchor=None) -> np.ndarray:
+        """Windows back to candle values: the inverse of the normalisation, given each window's state.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, n_input) or (n_input,)
+            Windows of this windower (float64 and unclipped for an exact round trip: see
+            :meth:`transform` ``dtype``), or decoded windows.
+        lo, hi : ndarray, shape (n, G) or (G,)
+            Each window's scales (:attr:`WindowSet.scales <betavae_np.data.window_set.WindowSet.scales>`):
+            min-max groups ``lo``/``hi``, then for the return features their EWMA mean and sd.
+        anchor : ndarray, shape (n,) or float, optional
+            Needed by ``returns``: the close before each window's first candle (:meth:`anchors`).
+
+        Returns
+        -------
+        ndarray of float64, shape (n, window, len(features)) (or (window, len(features)))
+            The candles in :attr:`features` order (volume undone from ``log1p`` when ``log_volume``).
+            ``minmax`` and ``both`` invert the min-max columns (``x = lo + v * (hi - lo)``, ``lo`` for a
+            degenerate scale); ``returns`` rebuilds prices from the anchor (see Notes).
+
+        Notes
+        -----
+        ``returns``: with ``x = mean + z * sd`` per feature, ``c_k = c_{k-1} * exp(log_return_k)``
+        from ``c_{-1} = anchor``; with ``q = exp(log_range)``, ``b+ = max(body, 0)``,
+        ``b- = max(-body, 0)``: ``R = c (q - 1) / ((upper + b-) + q (lower + b+))``,
+        ``h = c + (upper + b-) R``, ``l = c - (lower + b+) R``, ``o = c - body R``; volume
+        ``expm1(log_volume)``. Exact for consistent, unclipped features; a clipped value (|z| = 5)
+        cannot be undone.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        one = X.ndim == 1
+        X = np.atleast_2d(X)
+        lo, hi = np.atleast_2d(np.asarray(lo, dtype=np.float64)), np.atleast_2d(np.asarray(hi, dtype=np.float64))
+        n, G = X.shape[0], self._modes.size
+        if X.shape[1] != self.n_input or lo.shape != (n, G) or hi.shape != (n, G):
+            raise InputError(f"inverse needs X (n, {self.n_input}) and lo, hi (n, {G}); got {X.shape}, "
+                             f"{lo.shape}, {hi.shape}")
+        W = X.reshape(n, self.window, self.n_features)
+        if self._mm:
+            F = len(self.features)
+            g = self._group
+            out = np.empty((n, self.window, F))
+            for f in range(F):
+                a, b = lo[:, g[f]][:, None], hi[:, g[f]][:, None]
+                if self.norm == "none":
+                    out[:, :, f] = W[:, :, f]
+                else:
+                    out[:, :, f] = np.where(b > a, a + W[:, :, f] * (b - a), a)
+            if self._vol_col >= 0 and self.log_volume:
+                out[:, :, self._vol_col] = np.expm1(out[:, :, self._vol_col])
+            return out[0] if one else out
+        if anchor is None:
+            raise InputError("the returns representation needs each window's anchor close (Windower.anchors)")
+        anchor = np.broadcast_to(np.asarray(anchor, dtype=np.float64), (n,))
+        x = lo[:, None, :] + W * hi[:, None, :]                       # (n, window, 6)
+        r, q = x[..., 0], np.exp(x[..., 1])
+        body, up, dn = x[..., 2], x[..., 3], x[..., 4]
+        c = anchor[:, None] * np.exp(np.cumsum(r, axis=1))
+        top, bot = up + np.maximum(-body, 0.0), dn + np.maximum(body, 0.0)
+        den = top + q * bot
+        R = np.divide(c * (q - 1.0), den, out=np.zeros_like(c), where=den > 0)
+        out = np.stack([c - body * R, c + top * R, c - bot * R, c, np.expm1(x[..., 5])], axis=-1)
+        return out[0] if one else out
 
     def _fill(self, t, src, close, ims):
         off = t - t[0]
