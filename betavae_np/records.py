@@ -46,7 +46,7 @@ class Windowing:
     @property
     def input_features(self) -> tuple:
         """Per-candle model inputs in order (:attr:`Windower.input_features <betavae_np.data.Windower.input_features>`)."""
-        from .data.windows import RETURN_FEATURES
+        from .data.features import RETURN_FEATURES
 
         if self.representation == "minmax":
             return tuple(self.features)

@@ -68,7 +68,8 @@ class TrainConfig:
     end: str | None = _setting(None, "Last candle (UTC). Default: now.")
     # -- windowing: how candles become model inputs -------------------------------------------
     window: int = _setting(32, "Candles per window.", lo=2, integer=True)
-    lookback: int = _setting(128, "Candles behind the causal min-max scale of each window (>= window).",
+    lookback: int = _setting(128, "Candles behind the causal min-max scale of each window (>= window); with "
+                                  "--features returns or both also the warm-up of their statistics (> window).",
                              lo=2, integer=True)
     gaps: str = _setting("drop", "Missing candles: drop the windows that span them, or fill them with flat "
                                  "zero-volume candles.", choices=GAPS)

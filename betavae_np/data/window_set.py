@@ -77,7 +77,10 @@ class WindowSet:
 
     @property
     def scales(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-window ``(lo, hi)``, each (n_windows, n_groups): group 0 prices, then volume."""
+        """Per-window ``(lo, hi)``, each (n_windows, n_groups): the min-max groups (prices, then volume),
+        then for each return feature (``returns``/``both`` representations) its EWMA mean and sd.
+        With :meth:`Windower.anchors <betavae_np.data.windows.Windower.anchors>`, the state
+        :meth:`Windower.inverse <betavae_np.data.windows.Windower.inverse>` needs."""
         return self._lo.copy(), self._hi.copy()
 
     def gather(self, rows, out=None) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Candle windows for the VAE: causal rolling min-max normalisation, lazy window sets, live ring buffer.
+"""Candle windows for the VAE: causal rolling min-max normalisation (or causally standardised return
+features: ``representation``), lazy window sets, live ring buffer, and the inverse back to candles.
 
 :class:`WindowSet` lives in :mod:`.window_set` (re-exported here).
 
@@ -20,6 +21,8 @@ import pandas as pd
 from .._kernels import returns as _r
 from .._kernels import windowing as _k
 from ..exceptions import ConfigError, DataError, InputError
+from . import features as _features
+from .features import HALF_LIFE, REPRESENTATIONS, RETURN_FEATURES
 from .frame import OHLCV, index_to_ms, validate_candles
 from .intervals import INTERVALS, interval_ms, normalize_interval, to_ms
 from .window_set import WindowSet
@@ -37,13 +40,7 @@ _NORMS = ("rolling", "none")
 _GAPS = ("drop", "fill")
 _KEYS = ("window", "features", "norm", "lookback", "log_volume", "gaps", "interval", "representation")
 
-#: Input representations: rolling min-max OHLCV, standardised return features, or both per candle.
-REPRESENTATIONS = ("minmax", "returns", "both")
-#: The per-candle features of the ``returns`` representation, in input order.
-RETURN_FEATURES = ("log_return", "log_range", "body", "upper_wick", "lower_wick", "log_volume")
-#: Half-life in candles of the EWMA mean and sd that standardise the return features.
-HALF_LIFE = 500.0
-_ALPHA = 1.0 - 2.0 ** (-1.0 / HALF_LIFE)
+_ALPHA = _features.ALPHA
 
 
 class Windower:
@@ -349,40 +346,7 @@ class Windower:
         ``expm1(log_volume)``. Exact for consistent, unclipped features; a clipped value (|z| = 5)
         cannot be undone.
         """
-        X = np.asarray(X, dtype=np.float64)
-        one = X.ndim == 1
-        X = np.atleast_2d(X)
-        lo, hi = np.atleast_2d(np.asarray(lo, dtype=np.float64)), np.atleast_2d(np.asarray(hi, dtype=np.float64))
-        n, G = X.shape[0], self._modes.size
-        if X.shape[1] != self.n_input or lo.shape != (n, G) or hi.shape != (n, G):
-            raise InputError(f"inverse needs X (n, {self.n_input}) and lo, hi (n, {G}); got {X.shape}, "
-                             f"{lo.shape}, {hi.shape}")
-        W = X.reshape(n, self.window, self.n_features)
-        if self._mm:
-            F = len(self.features)
-            g = self._group
-            out = np.empty((n, self.window, F))
-            for f in range(F):
-                a, b = lo[:, g[f]][:, None], hi[:, g[f]][:, None]
-                if self.norm == "none":
-                    out[:, :, f] = W[:, :, f]
-                else:
-                    out[:, :, f] = np.where(b > a, a + W[:, :, f] * (b - a), a)
-            if self._vol_col >= 0 and self.log_volume:
-                out[:, :, self._vol_col] = np.expm1(out[:, :, self._vol_col])
-            return out[0] if one else out
-        if anchor is None:
-            raise InputError("the returns representation needs each window's anchor close (Windower.anchors)")
-        anchor = np.broadcast_to(np.asarray(anchor, dtype=np.float64), (n,))
-        x = lo[:, None, :] + W * hi[:, None, :]                       # (n, window, 6)
-        r, q = x[..., 0], np.exp(x[..., 1])
-        body, up, dn = x[..., 2], x[..., 3], x[..., 4]
-        c = anchor[:, None] * np.exp(np.cumsum(r, axis=1))
-        top, bot = up + np.maximum(-body, 0.0), dn + np.maximum(body, 0.0)
-        den = top + q * bot
-        R = np.divide(c * (q - 1.0), den, out=np.zeros_like(c), where=den > 0)
-        out = np.stack([c - body * R, c + top * R, c - bot * R, c, np.expm1(x[..., 5])], axis=-1)
-        return out[0] if one else out
+        return _features.inverse(self, X, lo, hi, anchor)
 
     def _fill(self, t, src, close, ims):
         off = t - t[0]
