@@ -195,3 +195,25 @@ def test_train_returns_model_saves_loads_and_is_interpreted(tmp_path):
     assert TrainConfig.from_model(m).features == "returns"
     interp = interpret(m, res.train)
     assert interp.measures == ["trend", "volatility", "volume", "body"]
+
+
+def test_returns_fill_gaps_streaming_equals_batch():
+    df = candles(120, seed=11)
+    gap = df.drop(df.index[50:53])
+    w = Windower(window=4, lookback=20, representation="both", gaps="fill")
+    X = w.transform(gap)
+    ws = w.windows(gap)
+    assert ws.n_filled == 3
+    S, _ = stream(Windower.from_dict(w.to_dict()), gap, how="series")
+    np.testing.assert_array_equal(S, X[~ws.filled[ws.rows]])   # the filled candles' own windows are not returned
+
+
+def test_cli_train_lists_the_features_option():
+    from click.testing import CliRunner
+
+    from betavae_np.cli import main
+
+    res = CliRunner().invoke(main, ["train", "--help"])
+    assert res.exit_code == 0 and "--features" in res.output and "returns" in res.output
+    bad = CliRunner().invoke(main, ["train", "--features", "pct", "--source", "sample"])
+    assert bad.exit_code == 2
