@@ -265,13 +265,13 @@ class Windower:
 
     def _raw(self, src, seg):
         """The prepared input columns (n, n_features) float64 of source values (n, len(features))."""
-        mm = np.empty(src.shape, dtype=np.float64)
         if self._mm:
+            mm = np.empty(src.shape, dtype=np.float64)
             _k.prepare_features(mm, src, self._vol_col, self.log_volume)
-        if not self._rt:
-            return mm
+            if not self._rt:
+                return mm
         feat = np.empty((src.shape[0], _r.NR))
-        _r.candle_features(feat, src, seg)
+        _r.candle_features(feat, src, seg)   # src is OHLCV here (checked in __init__)
         return feat if not self._mm else np.ascontiguousarray(np.hstack([mm, feat]))
 
     def _prepare(self, df, keep_source: bool = False):
