@@ -69,7 +69,8 @@ class Windowing:
     def to_dict(self) -> dict:
         return {"window": self.window, "features": list(self.features), "norm": self.norm,
                 "lookback": self.lookback, "log_volume": self.log_volume, "gaps": self.gaps,
-                "interval": self.interval, "representation": self.representation}
+                "interval": self.interval,
+                **({} if self.representation == "minmax" else {"representation": self.representation})}
 
     @classmethod
     def from_dict(cls, d) -> "Windowing":

@@ -171,10 +171,14 @@ class Windower:
         return self.window * self.n_features
 
     def to_dict(self) -> dict:
-        """JSON-able settings (stored in model files); :meth:`from_dict` rebuilds the windower."""
+        """JSON-able settings (stored in model files); :meth:`from_dict` rebuilds the windower.
+
+        ``representation`` is written only when it is not ``minmax``, so min-max settings (and model
+        files) stay exactly what earlier versions wrote and read."""
         return {"window": self.window, "features": list(self.features), "norm": self.norm,
                 "lookback": self.lookback, "log_volume": self.log_volume, "gaps": self.gaps,
-                "interval": self.interval, "representation": self.representation}
+                "interval": self.interval,
+                **({} if self.representation == "minmax" else {"representation": self.representation})}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Windower":
