@@ -41,10 +41,20 @@ class Windowing:
     log_volume: bool = True          # volume enters as log1p(volume)
     gaps: str = "drop"               # "drop" windows spanning gaps, or "fill" them with flat candles
     interval: str | int | None = None  # candle length (Bybit code, or ms), None = inferred per frame
+    representation: str = "minmax"   # "minmax", "returns" or "both" (files before it: minmax)
+
+    @property
+    def input_features(self) -> tuple:
+        """Per-candle model inputs in order (:attr:`Windower.input_features <betavae_np.data.Windower.input_features>`)."""
+        from .data.features import RETURN_FEATURES
+
+        if self.representation == "minmax":
+            return tuple(self.features)
+        return (tuple(self.features) if self.representation == "both" else ()) + RETURN_FEATURES
 
     @property
     def n_input(self) -> int:
-        return self.window * len(self.features)
+        return self.window * len(self.input_features)
 
     @classmethod
     def from_windower(cls, w) -> "Windowing":
@@ -59,7 +69,8 @@ class Windowing:
     def to_dict(self) -> dict:
         return {"window": self.window, "features": list(self.features), "norm": self.norm,
                 "lookback": self.lookback, "log_volume": self.log_volume, "gaps": self.gaps,
-                "interval": self.interval}
+                "interval": self.interval,
+                **({} if self.representation == "minmax" else {"representation": self.representation})}
 
     @classmethod
     def from_dict(cls, d) -> "Windowing":

@@ -34,6 +34,7 @@ LOSSES = ("betavae", "tcvae")
 RECONS = ("sse", "gaussian")
 ESTIMATORS = ("mws", "mss")
 DTYPES = ("float32", "float64")
+REPRESENTATIONS = ("minmax", "returns", "both")   # kept equal to data.windows.REPRESENTATIONS by a test
 
 
 def _setting(default, help: str, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False,
@@ -72,10 +73,15 @@ class TrainConfig:
     end: str | None = _setting(None, "Last candle (UTC). Default: now.")
     # -- windowing: how candles become model inputs -------------------------------------------
     window: int = _setting(32, "Candles per window.", lo=2, integer=True)
-    lookback: int = _setting(128, "Candles behind the causal min-max scale of each window (>= window).",
+    lookback: int = _setting(128, "Candles behind the causal min-max scale of each window (>= window); with "
+                                  "--features returns or both also the warm-up of their statistics (> window).",
                              lo=2, integer=True)
     gaps: str = _setting("drop", "Missing candles: drop the windows that span them, or fill them with flat "
                                  "zero-volume candles.", choices=GAPS)
+    features: str = _setting("minmax", "Input representation: minmax (rolling min-max OHLCV), returns (log "
+                                       "return, log range, body, wicks, log volume, z-scored by causal EWMA "
+                                       "statistics, half-life 500 candles, clipped to [-5, 5]) or both.",
+                             choices=REPRESENTATIONS)
     # -- model ----------------------------------------------------------------------------------
     latent: int = _setting(8, "Latent dimensions.", lo=1, integer=True)
     hidden: tuple = _setting((128, 64), "Encoder hidden sizes (the decoder mirrors them); 'none' for no "
@@ -148,6 +154,9 @@ class TrainConfig:
         if self.lookback < self.window:
             raise config_error(f"lookback={self.lookback} is shorter than window={self.window}; a window's "
                                "scale needs at least the window's own candles.", "lookback")
+        if self.features != "minmax" and self.lookback <= self.window:
+            raise config_error(f"features={self.features} needs lookback > window (the warm-up of its statistics), "
+                               f"got lookback={self.lookback}, window={self.window}.", "lookback")
         if self.early_stopping is not None and self.val_fraction == 0:
             raise config_error(f"early_stopping={self.early_stopping} needs a validation part; set "
                                "val_fraction above 0.", "early_stopping")
@@ -436,7 +445,8 @@ def train_on_candles(df, cfg: TrainConfig | None = None, *, on_batch=None, on_ep
         cfg = dataclasses.replace(cfg, **settings)
     prov = dict(df.attrs.get("betavae_np", {}))
     df = validate_candles(df, what=prov.get("symbol", "candles"))
-    windower = Windower(window=cfg.window, lookback=cfg.lookback, gaps=cfg.gaps, interval=prov.get("interval"))
+    windower = Windower(window=cfg.window, lookback=cfg.lookback, gaps=cfg.gaps, interval=prov.get("interval"),
+                        representation=cfg.features)
     allw = windower.windows(df)
     n = allw.shape[0]
     if cfg.val_fraction > 0:
@@ -502,7 +512,7 @@ def _fit_windows(allw, train_set, val, windower, cfg, on_start, on_batch, on_epo
     if streaming_measures:   # many windows: sums about the first block's means, O(1) memory
         acc = {}
         for block in iter_batches(train_set):
-            for k, v in window_measures(block, cfg.window, windower.features).items():
+            for k, v in window_measures(block, cfg.window, windower.input_features).items():
                 v = v.astype(np.float64)
                 if k not in acc:
                     acc[k] = [float(v.mean()), 0, 0.0, 0.0]
@@ -515,7 +525,7 @@ def _fit_windows(allw, train_set, val, windower, cfg, on_start, on_batch, on_epo
     else:
         blocks = []
         for block in iter_batches(train_set):
-            blocks.append(window_measures(block, cfg.window, windower.features))
+            blocks.append(window_measures(block, cfg.window, windower.input_features))
             total += block.sum(0, dtype=np.float64)
         measures = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
         scale = {k: float(np.std(v)) for k, v in measures.items()}
@@ -601,7 +611,8 @@ def train_on_universe(universe, cfg: TrainConfig | None = None, *, on_batch=None
         cfg = dataclasses.replace(cfg, **settings)
     if not isinstance(universe, Universe):
         universe = load_universe(universe, interval=cfg.interval, on_notice=on_notice)
-    windower = Windower(window=cfg.window, lookback=cfg.lookback, gaps=cfg.gaps, interval=universe.interval)
+    windower = Windower(window=cfg.window, lookback=cfg.lookback, gaps=cfg.gaps, interval=universe.interval,
+                        representation=cfg.features)
     allw = universe.windows(windower, on_notice=on_notice)
     skipped = dict(universe.skipped)
     skipped.update({s: "no window fits its candles" for s in universe.symbols if s not in allw.symbols})

@@ -91,6 +91,44 @@ def ref_rolling_minmax(x, lookback):
     return lo, hi
 
 
+def ref_return_features(ohlcv):
+    """(n, 6) return features of each candle straight from the definition (row 0: zeros)."""
+    o, h, l, c, v = (np.asarray(ohlcv, dtype=np.float64)[:, k] for k in range(5))
+    x = np.zeros((o.size, 6))
+    rng = h - l
+    safe = np.where(rng > 0, rng, 1.0)
+    x[1:, 0] = np.log(c[1:] / c[:-1])
+    x[1:, 1] = np.log(h[1:] / l[1:])
+    x[1:, 2] = np.where(rng > 0, (c - o) / safe, 0.0)[1:]
+    x[1:, 3] = np.where(rng > 0, (h - np.maximum(o, c)) / safe, 0.0)[1:]
+    x[1:, 4] = np.where(rng > 0, (np.minimum(o, c) - l) / safe, 0.0)[1:]
+    x[1:, 5] = np.log1p(v[1:])
+    return x
+
+
+def ref_return_windows(ohlcv, window, warmup, half_life=500.0, clip=5.0):
+    """float64 returns windows of one gap-free series: EWMA statistics seeded from the warm-up.
+
+    The window ending at t (t >= warmup - 1) z-scores candles t-window+1..t by the mean and sd at t.
+    """
+    x = ref_return_features(ohlcv)
+    a = 1.0 - 2.0 ** (-1.0 / half_life)
+    rows = []
+    mean = var = None
+    for t in range(warmup - 1, x.shape[0]):
+        if t == warmup - 1:
+            seed = x[1:warmup]
+            mean, var = seed.mean(0), seed.var(0)
+        else:
+            d = x[t] - mean
+            var = (1 - a) * (var + a * d * d)
+            mean = mean + a * d
+        sd = np.sqrt(var)
+        z = np.where(sd > 0, (x[t - window + 1:t + 1] - mean) / np.where(sd > 0, sd, 1.0), 0.0)
+        rows.append(np.clip(z, -clip, clip).reshape(-1))
+    return np.array(rows)
+
+
 # --- CORE-MODEL: dense layers, VAE heads, reconstruction, the whole VAE ---------------------------
 ACT_CODES = {"identity": 0, "relu": 1, "tanh": 2, "elu": 3, "leaky_relu": 4}
 

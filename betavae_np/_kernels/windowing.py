@@ -26,15 +26,30 @@ from numba import njit, prange
 from ..config import JIT_EXACT, JIT_EXACT_PARALLEL
 
 
+#: Scale modes of a group (``modes[g]``): causal rolling min-max, identity, causal z-score.
+MODE_ROLLING = 0
+MODE_NONE = 1
+MODE_ZSCORE = 2
+
+#: z-scored features are clipped to [-ZCLIP, ZCLIP].
+ZCLIP = 5.0
+
+
 @njit(**JIT_EXACT)
-def _scale_params(lo, hi, none):
+def _scale_params(lo, hi, mode):
     """(shift, mul, add, cmin, cmax) of one scale group so that v = clip((x - shift)*mul + add).
 
-    Rolling (hi > lo): shift lo, mul 1/(hi - lo), add 0, clip to [0, 1]. Degenerate (hi == lo):
-    mul 0, add 0.5 (x finite, so v = 0.5 exactly). ``none``: identity, no clipping.
+    Rolling (mode 0, hi > lo): shift lo, mul 1/(hi - lo), add 0, clip to [0, 1]. Degenerate (hi == lo):
+    mul 0, add 0.5 (x finite, so v = 0.5 exactly). Mode 1 (none): identity, no clipping. Mode 2
+    (z-score): ``lo`` is the mean and ``hi`` the sd: shift lo, mul 1/hi, clip to [-ZCLIP, ZCLIP]
+    (sd 0 gives 0).
     """
-    if none:
+    if mode == 1:
         return 0.0, 1.0, 0.0, -np.inf, np.inf
+    if mode == 2:
+        if hi > 0.0:
+            return lo, 1.0 / hi, 0.0, -ZCLIP, ZCLIP
+        return 0.0, 0.0, 0.0, -ZCLIP, ZCLIP
     d = hi - lo
     if d > 0.0:
         return lo, 1.0 / d, 0.0, 0.0, 1.0
@@ -131,38 +146,42 @@ def rolling_scales(lo, hi, clo, chi, ends, lookback, suf_lo, suf_hi):
 
 
 @njit(**JIT_EXACT)
-def gather_windows(out, raw, lo, hi, group, ends, rows, window, none):
+def gather_windows(out, raw, lo, hi, group, ends, rows, window, modes, exact):
     """out (r, window*F) <- scaled windows ``rows`` (indices into ends/lo/hi), float32-rounded.
 
-    ``out`` may be float32 or float64; float64 receives the float32-rounded values exactly.
+    ``modes`` (G,) int64: each group's scale mode. ``out`` may be float32 or float64; float64
+    receives the float32-rounded values exactly, or the unrounded float64 values when ``exact``.
     Rows are written in order; inside a row, feature by feature (the row stays in L1).
     """
     for r in range(rows.shape[0]):
-        _gather_row(out, r, raw, lo, hi, group, ends, rows[r], window, none)
+        _gather_row(out, r, raw, lo, hi, group, ends, rows[r], window, modes, exact)
 
 
 @njit(**JIT_EXACT_PARALLEL)
-def gather_windows_parallel(out, raw, lo, hi, group, ends, rows, window, none):
+def gather_windows_parallel(out, raw, lo, hi, group, ends, rows, window, modes, exact):
     """:func:`gather_windows` with the rows split across threads (bit-identical results)."""
     for r in prange(rows.shape[0]):
-        _gather_row(out, r, raw, lo, hi, group, ends, rows[r], window, none)
+        _gather_row(out, r, raw, lo, hi, group, ends, rows[r], window, modes, exact)
 
 
 @njit(**JIT_EXACT)
-def _gather_row(out, r, raw, lo, hi, group, ends, w, window, none):
+def _gather_row(out, r, raw, lo, hi, group, ends, w, window, modes, exact):
     """out[r] <- the scaled window ``w``, feature by feature (the row stays in L1)."""
     F = raw.shape[1]
     t0 = ends[w] - window + 1
     for f in range(F):
         g = group[f]
-        shift, mul, add, cmin, cmax = _scale_params(lo[w, g], hi[w, g], none)
+        shift, mul, add, cmin, cmax = _scale_params(lo[w, g], hi[w, g], modes[g])
         for k in range(window):
             v = _scale_value(raw[t0 + k, f], shift, mul, add, cmin, cmax)
-            out[r, k * F + f] = np.float32(v)
+            if exact:
+                out[r, k * F + f] = v
+            else:
+                out[r, k * F + f] = np.float32(v)
 
 
 @njit(**JIT_EXACT)
-def transform_windows(out, raw, group, ends, window, lookback, none, clo, chi, lo, hi, suf_lo, suf_hi):
+def transform_windows(out, raw, group, ends, window, lookback, modes, clo, chi, lo, hi, suf_lo, suf_hi, exact):
     """All windows in one call: bounds, rolling scales, then rows written in order.
 
     out (m, window*F) float32; raw (n, F); ends (m,) ascending; clo, chi, suf_lo, suf_hi (n, G)
@@ -171,7 +190,7 @@ def transform_windows(out, raw, group, ends, window, lookback, none, clo, chi, l
     candle_bounds(clo, chi, raw, group)
     rolling_scales(lo, hi, clo, chi, ends, lookback, suf_lo, suf_hi)
     rows = np.arange(ends.shape[0])
-    gather_windows(out, raw, lo, hi, group, ends, rows, window, none)
+    gather_windows(out, raw, lo, hi, group, ends, rows, window, modes, exact)
 
 
 @njit(**JIT_EXACT)
@@ -231,8 +250,8 @@ def push_candle(out, ring, values, state, group):
                     lo1 = x
                 if x > hi1:
                     hi1 = x
-    a0, b0, c0, d0, e0 = _scale_params(lo0, hi0, none != 0)
-    a1, b1, c1, d1, e1 = _scale_params(lo1, hi1, none != 0)
+    a0, b0, c0, d0, e0 = _scale_params(lo0, hi0, none)
+    a1, b1, c1, d1, e1 = _scale_params(lo1, hi1, none)
     start = pos - window
     if start < 0:
         start += L

@@ -149,7 +149,7 @@ def window_layout(model, window=None, features=None) -> tuple[int, list[str]]:
 
     rec = records_of(model).windowing
     window = int(window if window is not None else (rec.window if rec is not None else 0))
-    features = list(features if features is not None else (rec.features if rec is not None else ()))
+    features = list(features if features is not None else (rec.input_features if rec is not None else ()))
     if window < 1 or not features or window * len(features) != model.config.n_input:
         raise ConfigError("the model file does not say how its input is laid out; train with bv.train or "
                           "fit(..., windower=w), or pass window= and features= whose product is "

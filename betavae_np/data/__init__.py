@@ -23,6 +23,8 @@ _EXPORTS = {
     "Windower": ".windows",
     "WindowSet": ".windows",
     "UniverseWindowSet": ".window_set",
+    "REPRESENTATIONS": ".features",
+    "RETURN_FEATURES": ".features",
     "EpochSampler": ".sampler",
     "Universe": ".universe",
     "load_universe": ".universe",

@@ -41,14 +41,14 @@ class WindowSet:
         True for candles inserted by ``gaps="fill"``; :attr:`n_filled` counts them.
     """
 
-    def __init__(self, raw, lo, hi, group, ends, window, features, times_ms, filled, none):
+    def __init__(self, raw, lo, hi, group, ends, window, features, times_ms, filled, modes):
         self._raw, self._lo, self._hi, self._group = raw, lo, hi, group
         self.rows = ends
         self.window = int(window)
         self.features = tuple(features)
         self._times_ms = times_ms
         self.filled = filled
-        self._none = bool(none)
+        self._modes = np.asarray(modes, dtype=np.int64)   # (G,) each scale group's mode
         self.shape = (int(ends.shape[0]), self.window * len(self.features))
 
     def __len__(self) -> int:
@@ -77,7 +77,10 @@ class WindowSet:
 
     @property
     def scales(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-window ``(lo, hi)``, each (n_windows, n_groups): group 0 prices, then volume."""
+        """Per-window ``(lo, hi)``, each (n_windows, n_groups): the min-max groups (prices, then volume),
+        then for each return feature (``returns``/``both`` representations) its EWMA mean and sd.
+        With :meth:`Windower.anchors <betavae_np.data.windows.Windower.anchors>`, the state
+        :meth:`Windower.inverse <betavae_np.data.windows.Windower.inverse>` needs."""
         return self._lo.copy(), self._hi.copy()
 
     def gather(self, rows, out=None) -> np.ndarray:
@@ -99,7 +102,7 @@ class WindowSet:
         out = _check_out(out, rows.size, self.shape[1])
         if rows.size:
             _k.gather_windows(out, self._raw, self._lo, self._hi, self._group, self.rows, rows,
-                              self.window, self._none)
+                              self.window, self._modes, False)
         return out
 
     def array(self, dtype=np.float32) -> np.ndarray:
@@ -111,7 +114,7 @@ class WindowSet:
         """Windows ``start:stop`` (Python slice rules) as a WindowSet sharing the candle matrix."""
         sl = slice(*slice(start, stop).indices(self.shape[0])[:2])
         return WindowSet(self._raw, self._lo[sl], self._hi[sl], self._group, self.rows[sl], self.window,
-                         self.features, self._times_ms, self.filled, self._none)
+                         self.features, self._times_ms, self.filled, self._modes)
 
     def split(self, fraction: float = 0.2, purge: bool = True) -> tuple["WindowSet", "WindowSet"]:
         """Time-ordered train/validation split: the last ``fraction`` of windows is validation.
@@ -170,13 +173,14 @@ class UniverseWindowSet:
         Per symbol what the data was (source, range, candles, gaps), when the builder was given it.
     """
 
-    def __init__(self, symbols, raw, lo, hi, group, ends, window, features, times_ms, filled, none,
+    def __init__(self, symbols, raw, lo, hi, group, ends, window, features, times_ms, filled, modes,
                  win_offsets, candle_offsets, sel=None, provenance=None):
         self.symbols = tuple(symbols)
         self._raw, self._lo, self._hi, self._group, self._ends = raw, lo, hi, group, ends
         self.window = int(window)
         self.features = tuple(features)
-        self._times_ms, self._filled, self._none = times_ms, filled, bool(none)
+        self._times_ms, self._filled = times_ms, filled
+        self._modes = np.asarray(modes, dtype=np.int64)   # (G,) each scale group's mode
         self._woff, self._coff = win_offsets, candle_offsets   # (K+1,) int64 each
         self._sel = sel                                        # (n,) int64 into the full set, or None
         self.provenance = dict(provenance or {})
@@ -217,7 +221,7 @@ class UniverseWindowSet:
         sizes = []
         for sym, df in items:
             try:
-                raw, ends, _, _ = windower._prepare(df)
+                raw, ends, _, _, _ = windower._prepare(df)
             except DataError as exc:
                 if on_notice is not None:
                     on_notice(f"{sym} skipped: {exc}")
@@ -233,27 +237,25 @@ class UniverseWindowSet:
         woff = np.zeros(len(sizes) + 1, dtype=np.int64)
         coff[1:] = np.cumsum([s[2] for s in sizes])
         woff[1:] = np.cumsum([s[3] for s in sizes])
-        G, F = windower._n_groups, windower.n_features
+        G, F = windower._modes.size, windower.n_features
         raw = np.empty((coff[-1], F), dtype=np.float64)   # (n_candles, F) all symbols, C order
         times = np.empty(coff[-1], dtype=np.int64)
         filled = np.empty(coff[-1], dtype=bool)
         ends = np.empty(woff[-1], dtype=np.int64)         # (n_windows,) last candle, global row
         lo, hi = np.empty((woff[-1], G)), np.empty((woff[-1], G))
         for k, (sym, df, n, m) in enumerate(sizes):
-            raw_k, ends_k, t_k, filled_k = windower._prepare(df)
+            raw_k, ends_k, t_k, filled_k, seg_k = windower._prepare(df)
             c0, w0 = coff[k], woff[k]
             raw[c0:c0 + n] = raw_k
             times[c0:c0 + n] = t_k
             filled[c0:c0 + n] = filled_k
             ends[w0:w0 + m] = ends_k + c0
-            clo, chi, s_lo, s_hi = (np.empty((n, G)) for _ in range(4))
-            _k.candle_bounds(clo, chi, raw_k, windower._group)   # as Windower.windows, per symbol
-            _k.rolling_scales(lo[w0:w0 + m], hi[w0:w0 + m], clo, chi, ends_k, windower._need, s_lo, s_hi)
-            del raw_k, clo, chi, s_lo, s_hi
+            lo[w0:w0 + m], hi[w0:w0 + m] = windower._scales(raw_k, ends_k, seg_k)   # as Windower.windows
+            del raw_k
         syms = [s[0] for s in sizes]
         prov = {s: provenance[s] for s in syms if provenance and s in provenance}
-        return cls(syms, raw, lo, hi, windower._group, ends, windower.window, windower.features, times,
-                   filled, windower.norm == "none", woff, coff, provenance=prov)
+        return cls(syms, raw, lo, hi, windower._groups, ends, windower.window, windower.input_features, times,
+                   filled, windower._modes, woff, coff, provenance=prov)
 
     # -- the WindowSet interface ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -321,7 +323,7 @@ class UniverseWindowSet:
         out = _check_out(out, rows.size, self.shape[1])
         if rows.size:
             _k.gather_windows(out, self._raw, self._lo, self._hi, self._group, self._ends, self._full(rows),
-                              self.window, self._none)
+                              self.window, self._modes, False)
         return out
 
     def array(self, dtype=np.float32) -> np.ndarray:
@@ -341,13 +343,13 @@ class UniverseWindowSet:
         else:
             w = self._sel[(self._sel >= w0) & (self._sel < w1)]
         return WindowSet(self._raw[c0:c1], self._lo[w], self._hi[w], self._group, self._ends[w] - c0,
-                         self.window, self.features, self._times_ms[c0:c1], self._filled[c0:c1], self._none)
+                         self.window, self.features, self._times_ms[c0:c1], self._filled[c0:c1], self._modes)
 
     def _subset(self, keep: np.ndarray) -> "UniverseWindowSet":
         """Windows where ``keep`` (n,) bool is True, sharing the candle arrays."""
         sel = self._full()[keep].astype(np.int64, copy=False)
         return UniverseWindowSet(self.symbols, self._raw, self._lo, self._hi, self._group, self._ends,
-                                 self.window, self.features, self._times_ms, self._filled, self._none,
+                                 self.window, self.features, self._times_ms, self._filled, self._modes,
                                  self._woff, self._coff, sel=np.ascontiguousarray(sel),
                                  provenance=self.provenance)
 

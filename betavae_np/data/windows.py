@@ -1,4 +1,5 @@
-"""Candle windows for the VAE: causal rolling min-max normalisation, lazy window sets, live ring buffer.
+"""Candle windows for the VAE: causal rolling min-max normalisation (or causally standardised return
+features: ``representation``), lazy window sets, live ring buffer, and the inverse back to candles.
 
 :class:`WindowSet` lives in :mod:`.window_set` (re-exported here).
 
@@ -17,8 +18,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from .._kernels import returns as _r
 from .._kernels import windowing as _k
 from ..exceptions import ConfigError, DataError, InputError
+from . import features as _features
+from .features import HALF_LIFE, REPRESENTATIONS, RETURN_FEATURES
 from .frame import OHLCV, index_to_ms, validate_candles
 from .intervals import INTERVALS, interval_ms, normalize_interval, to_ms
 from .window_set import WindowSet
@@ -28,13 +32,15 @@ _F64 = np.dtype(np.float64)
 #: From this many windows on, :meth:`Windower.transform` writes rows on every core.
 PARALLEL_WINDOWS = 100_000
 
-__all__ = ["Windower", "WindowSet", "PRICE_FEATURES"]
+__all__ = ["Windower", "WindowSet", "PRICE_FEATURES", "REPRESENTATIONS", "RETURN_FEATURES", "HALF_LIFE"]
 
 #: Features that share the price scale.
 PRICE_FEATURES = ("open", "high", "low", "close")
 _NORMS = ("rolling", "none")
 _GAPS = ("drop", "fill")
-_KEYS = ("window", "features", "norm", "lookback", "log_volume", "gaps", "interval")
+_KEYS = ("window", "features", "norm", "lookback", "log_volume", "gaps", "interval", "representation")
+
+_ALPHA = _features.ALPHA
 
 
 class Windower:
@@ -62,6 +68,12 @@ class Windower:
         Candle length: a Bybit code or alias (``"60"``, ``"1h"``, ``"D"``), or an int: a Bybit
         minute code (``60``) or ms (``>= 60000``, e.g. ``3_600_000``). ``None`` infers the most common
         step of each frame; in streaming, the smallest step seen since :meth:`reset`.
+    representation : {"minmax", "returns", "both"}
+        What each candle becomes (:attr:`input_features`). ``"minmax"`` (default): the rolling
+        min-max ``features`` below. ``"returns"``: the six :data:`RETURN_FEATURES` z-scored by causal
+        EWMA statistics (see Notes). ``"both"``: per candle the min-max ``features`` first, then the
+        six return features. ``returns`` and ``both`` read all of OHLCV (``features`` must be OHLCV),
+        need ``norm="rolling"`` and ``lookback > window``.
 
     Notes
     -----
@@ -77,10 +89,20 @@ class Windower:
     price features present. The four prices share one scale, so candle geometry is kept. A degenerate
     scale (``hi == lo``: a flat market, or zero volume throughout) gives 0.5. A window exists only
     when its full lookback is available (``t >= L - 1`` and no gap inside with ``gaps="drop"``).
+
+    The ``returns`` features of candle ``s`` (``R = h - l``): ``log(c_s/c_{s-1})``, ``log(h/l)``,
+    ``(c-o)/R``, ``(h-max(o,c))/R``, ``(min(o,c)-l)/R`` (the last three 0 when ``R == 0``) and
+    ``log1p(volume)``. The window ending at ``t`` z-scores each of them with the mean and sd at ``t``:
+    seeded with the plain mean and variance of the ``lookback - 1`` warm-up candles that follow a
+    series start (the first candle has no previous close), then updated candle by candle as an EWMA
+    with half-life :data:`HALF_LIFE` (500) candles. Only candles up to ``t`` enter them; they are
+    long-horizon, so a turbulent or heavy-volume window stands out against the calm ones. Values
+    are ``clip((x - mean) * (1/sd), -5, 5)`` (0 when sd is 0). See :mod:`betavae_np._kernels.returns`
+    and :meth:`inverse`.
     """
 
     def __init__(self, window: int = 32, features=OHLCV, norm: str = "rolling", lookback: int = 128,
-                 log_volume: bool = True, gaps: str = "drop", interval=None):
+                 log_volume: bool = True, gaps: str = "drop", interval=None, representation: str = "minmax"):
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
             raise ConfigError(f"window must be an integer >= 2, got {window!r}")
         if isinstance(lookback, bool) or not isinstance(lookback, (int, np.integer)) or lookback < window:
@@ -95,6 +117,13 @@ class Windower:
             raise ConfigError(f"norm must be one of {', '.join(_NORMS)}, got {norm!r}")
         if gaps not in _GAPS:
             raise ConfigError(f"gaps must be one of {', '.join(_GAPS)}, got {gaps!r}")
+        if representation not in REPRESENTATIONS:
+            raise ConfigError(f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
+        if representation != "minmax":
+            if features != OHLCV or norm != "rolling" or lookback <= window:
+                raise ConfigError(f"representation={representation!r} needs features={'/'.join(OHLCV)}, "
+                                  f"norm='rolling' and lookback > window (the warm-up of its statistics)")
+        self.representation = representation
         self.window, self.lookback = int(window), int(lookback)
         self.features, self.norm, self.gaps = features, norm, gaps
         self.log_volume = bool(log_volume)
@@ -107,23 +136,49 @@ class Windower:
         self._ring = np.zeros((self.lookback, len(features)), dtype=np.float64)
         self._state = np.array([0, 0, self.window, self.lookback, self._vol_col, int(self.log_volume),
                                 int(norm == "none"), self._n_groups], dtype=np.int64)
+        # scale groups of the input columns: min-max groups first, then one z-score group per return feature
+        self._mm = representation != "returns"
+        self._rt = representation != "minmax"
+        g_mm = self._n_groups if self._mm else 0
+        groups = list(self._group) if self._mm else []
+        modes = [_k.MODE_NONE if norm == "none" else _k.MODE_ROLLING] * g_mm
+        if self._rt:
+            groups += [g_mm + f for f in range(_r.NR)]
+            modes += [_k.MODE_ZSCORE] * _r.NR
+        self._groups = np.array(groups, dtype=np.int64)   # (n_features,) every input column's group
+        self._modes = np.array(modes, dtype=np.int64)     # (G,) each group's scale mode
+        self._rring = np.zeros((self.lookback, _r.NR))
+        self._rstate = np.zeros(5, dtype=np.int64)
+        self._rf = np.zeros(3)
+        self._rmean, self._rvar, self._rx = np.zeros(_r.NR), np.zeros(_r.NR), np.zeros(_r.NR)
         self.reset()
 
     # -- settings -----------------------------------------------------------------------------
     @property
+    def input_features(self) -> tuple:
+        """Names of the per-candle model inputs, in order (``features`` for ``minmax``;
+        :data:`RETURN_FEATURES` for ``returns``; both, min-max first, for ``both``)."""
+        return (self.features if self._mm else ()) + (RETURN_FEATURES if self._rt else ())
+
+    @property
     def n_features(self) -> int:
-        return len(self.features)
+        """Inputs per candle: ``len(input_features)``."""
+        return len(self.input_features)
 
     @property
     def n_input(self) -> int:
         """Length of one flattened window: ``window * n_features``."""
-        return self.window * len(self.features)
+        return self.window * self.n_features
 
     def to_dict(self) -> dict:
-        """JSON-able settings (stored in model files); :meth:`from_dict` rebuilds the windower."""
+        """JSON-able settings (stored in model files); :meth:`from_dict` rebuilds the windower.
+
+        ``representation`` is written only when it is not ``minmax``, so min-max settings (and model
+        files) stay exactly what earlier versions wrote and read."""
         return {"window": self.window, "features": list(self.features), "norm": self.norm,
                 "lookback": self.lookback, "log_volume": self.log_volume, "gaps": self.gaps,
-                "interval": self.interval}
+                "interval": self.interval,
+                **({} if self.representation == "minmax" else {"representation": self.representation})}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Windower":
@@ -140,52 +195,92 @@ class Windower:
         return "Windower(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
 
     # -- batch --------------------------------------------------------------------------------
-    def transform(self, df: pd.DataFrame) -> np.ndarray:
+    def transform(self, df: pd.DataFrame, dtype=np.float32) -> np.ndarray:
         """All windows of a candle frame.
 
         Parameters
         ----------
         df : pandas.DataFrame
             Candles per the frame convention (not modified).
+        dtype : float32 or float64
+            float32 (default): the values every path gives, rounded once. float64: the same values
+            before that rounding (for :meth:`inverse` round trips).
 
         Returns
         -------
-        ndarray of float32, shape (n_windows, window*n_features)
-            Row ``j`` is the window ending at the ``j``-th valid candle, time-major, values in [0, 1].
+        ndarray, shape (n_windows, window*n_features)
+            Row ``j`` is the window ending at the ``j``-th valid candle, time-major; min-max values
+            in [0, 1], return features in [-5, 5].
 
         Raises
         ------
         DataError
             Invalid candles, too few candles, or no window fits between the gaps.
         """
-        raw, ends, times, filled = self._prepare(df)
+        raw, ends, times, filled, seg = self._prepare(df)
+        exact = np.dtype(dtype) == np.float64
+        if not exact and np.dtype(dtype) != np.float32:
+            raise InputError(f"dtype must be float32 or float64, got {dtype!r}")
+        out = np.empty((ends.size, self.n_input), dtype=np.dtype(dtype))
+        if self.representation != "minmax":
+            lo, hi = self._scales(raw, ends, seg)
+            gather = _k.gather_windows if ends.size < PARALLEL_WINDOWS else _k.gather_windows_parallel
+            gather(out, raw, lo, hi, self._groups, ends, np.arange(ends.size), self.window, self._modes, exact)
+            return out
         n, G = raw.shape[0], self._n_groups
-        out = np.empty((ends.size, self.n_input), dtype=np.float32)
         lo, hi = np.empty((ends.size, G)), np.empty((ends.size, G))
         work = [np.empty((n, G)) for _ in range(4)]
         if ends.size < PARALLEL_WINDOWS:
             _k.transform_windows(out, raw, self._group, ends, self.window, self._need,
-                                 self.norm == "none", work[0], work[1], lo, hi, work[2], work[3])
+                                 self._modes, work[0], work[1], lo, hi, work[2], work[3], exact)
         else:  # large outputs: rows written by every core
             _k.candle_bounds_parallel(work[0], work[1], raw, self._group)
             _k.rolling_scales(lo, hi, work[0], work[1], ends, self._need, work[2], work[3])
             _k.gather_windows_parallel(out, raw, lo, hi, self._group, ends, np.arange(ends.size), self.window,
-                                       self.norm == "none")
+                                       self._modes, exact)
         return out
 
     def windows(self, df: pd.DataFrame) -> WindowSet:
         """A lazy :class:`WindowSet` over a candle frame (same windows as :meth:`transform`)."""
-        raw, ends, times, filled = self._prepare(df)
-        n, G = raw.shape[0], self._n_groups
-        clo, chi, s_lo, s_hi = (np.empty((n, G)) for _ in range(4))
-        lo, hi = np.empty((ends.size, G)), np.empty((ends.size, G))
-        _k.candle_bounds(clo, chi, raw, self._group)
-        _k.rolling_scales(lo, hi, clo, chi, ends, self._need, s_lo, s_hi)
-        return WindowSet(raw, lo, hi, self._group, ends, self.window, self.features, times, filled,
-                         self.norm == "none")
+        raw, ends, times, filled, seg = self._prepare(df)
+        lo, hi = self._scales(raw, ends, seg)
+        return WindowSet(raw, lo, hi, self._groups, ends, self.window, self.input_features, times, filled,
+                         self._modes)
 
-    def _prepare(self, df):
-        """Validated frame -> raw (n, F) float64, ends (m,) int64, times (n,) ms, filled (n,) bool."""
+    def _scales(self, raw, ends, seg):
+        """Per-window scales lo, hi (m, G): min-max groups (lo, hi), then return groups (mean, sd)."""
+        n, m = raw.shape[0], ends.size
+        G_mm = self._n_groups if self._mm else 0
+        lo, hi = np.empty((m, self._modes.size)), np.empty((m, self._modes.size))
+        if self._mm:
+            F = len(self.features)
+            part = raw if not self._rt else np.ascontiguousarray(raw[:, :F])
+            clo, chi, s_lo, s_hi = (np.empty((n, G_mm)) for _ in range(4))
+            l0, h0 = np.empty((m, G_mm)), np.empty((m, G_mm))
+            _k.candle_bounds(clo, chi, part, self._group)
+            _k.rolling_scales(l0, h0, clo, chi, ends, self._need, s_lo, s_hi)
+            lo[:, :G_mm], hi[:, :G_mm] = l0, h0
+        if self._rt:
+            feat = raw if not self._mm else np.ascontiguousarray(raw[:, len(self.features):])
+            mean, sd = np.empty((m, _r.NR)), np.empty((m, _r.NR))
+            _r.ewma_stats(mean, sd, feat, seg, ends, self.lookback, _ALPHA)
+            lo[:, G_mm:], hi[:, G_mm:] = mean, sd
+        return lo, hi
+
+    def _raw(self, src, seg):
+        """The prepared input columns (n, n_features) float64 of source values (n, len(features))."""
+        if self._mm:
+            mm = np.empty(src.shape, dtype=np.float64)
+            _k.prepare_features(mm, src, self._vol_col, self.log_volume)
+            if not self._rt:
+                return mm
+        feat = np.empty((src.shape[0], _r.NR))
+        _r.candle_features(feat, src, seg)   # src is OHLCV here (checked in __init__)
+        return feat if not self._mm else np.ascontiguousarray(np.hstack([mm, feat]))
+
+    def _prepare(self, df, keep_source: bool = False):
+        """Validated frame -> raw (n, F) float64, ends (m,) int64, times (n,) ms, filled (n,) bool,
+        seg (n,) bool (segment starts: the first candle and the first after each dropped gap)."""
         df = validate_candles(df, what="candles")
         need = self._need
         if len(df) < need:
@@ -197,8 +292,6 @@ class Windower:
         filled = np.zeros(t.size, dtype=bool)
         if self.gaps == "fill" and ims > 0 and t.size > 1 and (np.diff(t) > ims).any():
             t, src, filled = self._fill(t, src, df["close"].to_numpy(dtype=np.float64), ims)
-        raw = np.empty(src.shape, dtype=np.float64)  # C order: a window is one contiguous slice
-        _k.prepare_features(raw, src, self._vol_col, self.log_volume)
         idx = np.arange(t.size, dtype=np.int64)
         brk = np.ones(t.size, dtype=bool)
         if ims > 0:
@@ -211,7 +304,53 @@ class Windower:
             longest = int(np.max(np.diff(np.append(np.flatnonzero(brk), t.size))))
             raise DataError(f"no window of {self.window} with lookback {self.lookback} fits between the gaps "
                             f"(longest gap-free run: {longest} candles); use gaps='fill' or more data")
-        return raw, ends, t, filled
+        if keep_source:
+            return src, ends
+        raw = self._raw(src, brk)  # C order: a window is one contiguous slice
+        return raw, ends, t, filled, brk
+
+    def anchors(self, df: pd.DataFrame) -> np.ndarray:
+        """(n_windows,) float64: the close of the candle just before each window's first candle.
+
+        With :attr:`scales <betavae_np.data.window_set.WindowSet.scales>` this is the state
+        :meth:`inverse` needs to turn ``returns`` windows back into prices. Needs a ``close`` feature.
+        """
+        if "close" not in self.features:
+            raise ConfigError("anchors need a close feature")
+        src, ends = self._prepare(df, keep_source=True)
+        return src[ends - self.window, self.features.index("close")].copy()
+
+    def inverse(self, X, lo, hi, anchor=None) -> np.ndarray:
+        """Windows back to candle values: the inverse of the normalisation, given each window's state.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, n_input) or (n_input,)
+            Windows of this windower (float64 and unclipped for an exact round trip: see
+            :meth:`transform` ``dtype``), or decoded windows.
+        lo, hi : ndarray, shape (n, G) or (G,)
+            Each window's scales (:attr:`WindowSet.scales <betavae_np.data.window_set.WindowSet.scales>`):
+            min-max groups ``lo``/``hi``, then for the return features their EWMA mean and sd.
+        anchor : ndarray, shape (n,) or float, optional
+            Needed by ``returns``: the close before each window's first candle (:meth:`anchors`).
+
+        Returns
+        -------
+        ndarray of float64, shape (n, window, len(features)) (or (window, len(features)))
+            The candles in :attr:`features` order (volume undone from ``log1p`` when ``log_volume``).
+            ``minmax`` and ``both`` invert the min-max columns (``x = lo + v * (hi - lo)``, ``lo`` for a
+            degenerate scale); ``returns`` rebuilds prices from the anchor (see Notes).
+
+        Notes
+        -----
+        ``returns``: with ``x = mean + z * sd`` per feature, ``c_k = c_{k-1} * exp(log_return_k)``
+        from ``c_{-1} = anchor``; with ``q = exp(log_range)``, ``b+ = max(body, 0)``,
+        ``b- = max(-body, 0)``: ``R = c (q - 1) / ((upper + b-) + q (lower + b+))``,
+        ``h = c + (upper + b-) R``, ``l = c - (lower + b+) R``, ``o = c - body R``; volume
+        ``expm1(log_volume)``. Exact for consistent, unclipped features; a clipped value (|z| = 5)
+        cannot be undone.
+        """
+        return _features.inverse(self, X, lo, hi, anchor)
 
     def _fill(self, t, src, close, ims):
         off = t - t[0]
@@ -252,24 +391,37 @@ class Windower:
             raise InputError(f"values must have shape (n_series, >= {self._need}, {len(self.features)}), "
                              f"got {v.shape}")
         n, L, F = v.shape
-        raw = np.empty((n * L, F))
-        _k.prepare_features(raw, np.ascontiguousarray(v).reshape(n * L, F), self._vol_col, self.log_volume)
         ends = np.arange(n, dtype=np.int64) * L + (L - 1)
-        G = self._n_groups
         out = np.empty((n, self.n_input), dtype=np.float32)
+        src = np.ascontiguousarray(v).reshape(n * L, F)
+        if self.representation != "minmax":
+            seg = np.zeros(n * L, dtype=bool)
+            seg[::L] = True
+            raw = self._raw(src, seg)
+            lo, hi = self._scales(raw, ends, seg)
+            _k.gather_windows(out, raw, lo, hi, self._groups, ends, np.arange(n), self.window, self._modes, False)
+            return out
+        raw = np.empty((n * L, F))
+        _k.prepare_features(raw, src, self._vol_col, self.log_volume)
+        G = self._n_groups
         work = [np.empty((n * L, G)) for _ in range(4)]
         lo, hi = np.empty((n, G)), np.empty((n, G))
-        _k.transform_windows(out, raw, self._group, ends, self.window, self._need, self.norm == "none",
-                             work[0], work[1], lo, hi, work[2], work[3])
+        _k.transform_windows(out, raw, self._group, ends, self.window, self._need, self._modes,
+                             work[0], work[1], lo, hi, work[2], work[3], False)
         return out
 
     # -- streaming ------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the streamed candles (the next window comes after ``lookback`` new candles)."""
-        self._state[0] = self._state[1] = 0
+        self._reset_rings()
         self._last_ms = None
         self._min_step = None
         self._last_close = None
+
+    def _reset_rings(self) -> None:
+        self._state[0] = self._state[1] = 0
+        self._rstate[:] = (0, 0, 0, self.window, self.lookback)
+        self._rf[:] = (0.0, _ALPHA, 0.0)
 
     def push_array(self, values: np.ndarray):
         """Fast path of :meth:`push`: ``values`` (n_features,) in feature order, no gap detection.
@@ -292,8 +444,13 @@ class Windower:
         """
         if type(values) is not np.ndarray or values.dtype is not _F64 or values.ndim != 1:
             values = self._as_values(values)       # the kernel checks length and finiteness
-        out = np.empty(self.window * self._ring.shape[1], dtype=np.float32)
-        code = _k.push_candle(out, self._ring, values, self._state, self._group)
+        if self.representation == "minmax":
+            out = np.empty(self.window * self._ring.shape[1], dtype=np.float32)
+            code = _k.push_candle(out, self._ring, values, self._state, self._group)
+        else:
+            code = self._push_both(values)
+            out = code
+            code = code if isinstance(code, int) else 1
         if code > 0:
             return out
         if code == 0:
@@ -302,6 +459,26 @@ class Windower:
             raise InputError(f"candle has {values.shape[0]} values, need {len(self.features)} "
                              f"({', '.join(self.features)})")
         raise InputError("candle values must be finite")
+
+    def _push_both(self, values):
+        """Push into the return-feature ring (and the min-max ring for ``both``): a window or a code."""
+        if values.shape[0] != 5:
+            return -1
+        if not np.isfinite(values).all():
+            return -2
+        ret = np.empty(self.window * _r.NR, dtype=np.float32)
+        code = _r.push_returns(ret, self._rring, values, self._rstate, self._rf, self._rmean, self._rvar, self._rx)
+        if not self._mm:
+            return ret if code > 0 else code
+        F = len(self.features)
+        mm = np.empty(self.window * F, dtype=np.float32)
+        code_mm = _k.push_candle(mm, self._ring, values, self._state, self._group)
+        if code <= 0 or code_mm <= 0:
+            return min(code, code_mm)
+        out = np.empty((self.window, F + _r.NR), dtype=np.float32)
+        out[:, :F] = mm.reshape(self.window, F)
+        out[:, F:] = ret.reshape(self.window, _r.NR)
+        return out.reshape(-1)
 
     def _as_values(self, candle, flatten: bool = False) -> np.ndarray:
         """``candle`` as a C-contiguous float64 (n,) array, or InputError (text is not parsed)."""
@@ -385,7 +562,7 @@ class Windower:
         if not ims or step <= ims:
             return
         if self.gaps == "drop":
-            self._state[0] = self._state[1] = 0
+            self._reset_rings()
             return
         if self._last_close is None:
             raise InputError("gaps='fill' needs the previous close to fill a gap; give a close value")
