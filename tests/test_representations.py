@@ -16,7 +16,7 @@ from betavae_np.exceptions import ConfigError, InputError
 from betavae_np.records import Windowing
 from betavae_np.run import REPRESENTATIONS as RUN_REPRESENTATIONS, TrainConfig, cli_fields
 from naive import ref_return_features, ref_return_windows
-from test_windows import HOUR, OHLCV, T0, candles
+from test_windows import OHLCV, candles
 from test_windows_stream import stream
 
 
