@@ -53,14 +53,10 @@ def _is_btc(symbol: str) -> bool:
 
 
 def _to_utc(value, name: str):
-    """A user's time (date, ISO text, ms as int or digits) as a UTC Timestamp; None stays None."""
-    from .data.intervals import to_ms
+    """A user's time as a UTC Timestamp (see :func:`betavae_np.data.intervals.to_utc`)."""
+    from .data.intervals import to_utc
 
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    return pd.Timestamp(to_ms(value, name), unit="ms", tz="UTC")
+    return to_utc(value, name)
 
 
 def _clip(df: pd.DataFrame, start, end) -> pd.DataFrame:

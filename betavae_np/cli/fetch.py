@@ -67,16 +67,10 @@ def fetch(symbols, symbols_file, top, interval, category, start, end, base_url, 
 
 
 def _to_utc(value, name: str):
-    """A user's time (date, ISO text, ms as digits) as a UTC Timestamp; None stays None."""
-    import pandas as pd
+    """A user's time as a UTC Timestamp (see :func:`betavae_np.data.intervals.to_utc`)."""
+    from ..data.intervals import to_utc
 
-    from ..data.intervals import to_ms
-
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    return pd.Timestamp(to_ms(value, name), unit="ms", tz="UTC")
+    return to_utc(value, name)
 
 
 def _read_symbols_file(path: str) -> list[str]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..exceptions import ConfigError
 
-__all__ = ["INTERVALS", "CATEGORIES", "normalize_interval", "interval_ms", "normalize_symbol",
+__all__ = ["INTERVALS", "CATEGORIES", "normalize_interval", "interval_ms", "normalize_symbol", "to_utc",
            "normalize_category", "to_ms", "ms_to_iso", "floor_open", "ceil_open", "next_open",
            "last_closed_open", "count_candles", "BYBIT_START_MS", "candles_before", "interval_of_spacing", "spacing_words", "MAINNET", "TESTNET", "resolve_base_url"]
 
@@ -122,6 +122,15 @@ def normalize_category(category: str) -> str:
     if cat not in CATEGORIES:
         raise ConfigError(f"invalid category {category!r}; use one of {', '.join(CATEGORIES)}")
     return cat
+
+
+def to_utc(value, name: str = "time"):
+    """A user's time (date, ISO text, ms as an int or digits) as a UTC Timestamp; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return pd.Timestamp(to_ms(value, name), unit="ms", tz="UTC")
 
 
 def to_ms(when, what: str = "time") -> int:
