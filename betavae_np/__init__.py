@@ -37,8 +37,8 @@ _EXPORTS = {
     "DataError": ".exceptions",
     "BybitError": ".exceptions",
 }
-_SUBMODULES = ("data", "schedules", "losses", "analysis", "exceptions", "config", "nn", "workflow", "run",
-               "records", "fitting", "io", "synth", "metrics")
+_SUBMODULES = ("data", "schedules", "losses", "analysis", "exceptions", "config", "nn", "sources", "workflow",
+               "run", "records", "fitting", "io", "synth", "metrics")
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS, _SUBMODULES)
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]

@@ -300,7 +300,7 @@ def _symbols(value):
 def _time(value, name: str):
     if value is None:
         return None
-    from .workflow import _to_utc
+    from .sources import _to_utc
 
     try:
         return _to_utc(value, name).isoformat()
@@ -383,13 +383,13 @@ def train(cfg: TrainConfig | None = None, *, base_url: str | None = None, cache_
     TrainResult
         ``result.model.records`` holds the provenance, windowing, run, history and statistics.
     """
-    from .workflow import load_candles
+    from .sources import load_candles
 
     cfg = TrainConfig() if cfg is None else cfg
     if settings:
         cfg = dataclasses.replace(cfg, **settings)
     if cfg.is_universe:
-        from .workflow import load_universe_candles
+        from .sources import load_universe_candles
 
         uni = load_universe_candles(cfg.symbols, source=cfg.source, interval=cfg.interval, start=cfg.start,
                                     end=cfg.end, category=cfg.category, base_url=base_url, cache_dir=cache_dir,

@@ -60,7 +60,8 @@ def encode(model_path, source, base_url, cache_dir, out_path, as_json):
     from ..analysis.evaluate import encode_windows
     from ..io import load
     from ..records import records_of
-    from ..workflow import synthetic_factors, windows_for_model
+    from ..sources import synthetic_factors
+    from ..workflow import windows_for_model
 
     model = load(model_path)
     df, windows = windows_for_model(model, source=source, base_url=base_url, cache_dir=cache_dir,

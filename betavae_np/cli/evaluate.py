@@ -109,7 +109,7 @@ def _training_windows(model, windows, part):
 def _supervised(model, data, train, quick) -> dict:
     from ..analysis.evaluate import supervised_measures
     from ..records import records_of
-    from ..workflow import synthetic_market
+    from ..sources import synthetic_market
 
     market = synthetic_market(data, records_of(model).windowing)
     t0 = time.perf_counter()

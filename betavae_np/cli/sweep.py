@@ -195,12 +195,12 @@ def sweep(symbol, betas, seeds, seed, latent, anneal, workers, threads, dask_add
 
 def _candles(base, base_url, cache_dir):
     """The candles every job trains on, loaded once here (notices said once; no fetch per worker)."""
-    from .. import workflow
+    from .. import sources
 
     # seed: the synthetic market's (one market for every job; the jobs' seeds vary the models)
-    return workflow.load_candles(base.symbol, source=base.source, interval=base.interval, start=base.start,
-                                 end=base.end, category=base.category, base_url=base_url, cache_dir=cache_dir,
-                                 on_notice=notice, seed=base.seed)
+    return sources.load_candles(base.symbol, source=base.source, interval=base.interval, start=base.start,
+                                end=base.end, category=base.category, base_url=base_url, cache_dir=cache_dir,
+                                on_notice=notice, seed=base.seed)
 
 
 def _on_dask(address, n_workers, configs, kw):
