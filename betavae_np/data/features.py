@@ -1,4 +1,5 @@
-"""Input representations of a candle window: their names, constants, and the inverse back to candles.
+"""Input representations of a candle window: their names, constants, their input columns and scales,
+and the inverse back to candles.
 
 :class:`~betavae_np.data.windows.Windower` ``representation``:
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels import returns as _r
+from .._kernels import windowing as _k
 from .._kernels.windowing import ZCLIP
 from ..exceptions import InputError
 
@@ -66,3 +69,38 @@ def inverse(w, X, lo, hi, anchor=None) -> np.ndarray:
     R = np.divide(c * (q - 1.0), den, out=np.zeros_like(c), where=den > 0)
     out = np.stack([c - body * R, c + top * R, c - bot * R, c, np.expm1(x[..., 5])], axis=-1)
     return out[0] if one else out
+
+
+def raw_inputs(w, src, seg) -> np.ndarray:
+    """The prepared input columns (n, n_features) float64 of source values (n, len(features)) for
+    windower ``w`` (its representation's columns; :meth:`Windower._raw`)."""
+    if w._mm:
+        mm = np.empty(src.shape, dtype=np.float64)
+        _k.prepare_features(mm, src, w._vol_col, w.log_volume)
+        if not w._rt:
+            return mm
+    feat = np.empty((src.shape[0], _r.NR))
+    _r.candle_features(feat, src, seg)   # src is OHLCV here (checked in __init__)
+    return feat if not w._mm else np.ascontiguousarray(np.hstack([mm, feat]))
+
+
+def scales(w, raw, ends, seg):
+    """Per-window scales lo, hi (m, G) of windower ``w``: min-max groups (lo, hi), then return groups
+    (mean, sd) (:meth:`Windower._scales`)."""
+    n, m = raw.shape[0], ends.size
+    G_mm = w._n_groups if w._mm else 0
+    lo, hi = np.empty((m, w._modes.size)), np.empty((m, w._modes.size))
+    if w._mm:
+        F = len(w.features)
+        part = raw if not w._rt else np.ascontiguousarray(raw[:, :F])
+        clo, chi, s_lo, s_hi = (np.empty((n, G_mm)) for _ in range(4))
+        l0, h0 = np.empty((m, G_mm)), np.empty((m, G_mm))
+        _k.candle_bounds(clo, chi, part, w._group)
+        _k.rolling_scales(l0, h0, clo, chi, ends, w._need, s_lo, s_hi)
+        lo[:, :G_mm], hi[:, :G_mm] = l0, h0
+    if w._rt:
+        feat = raw if not w._mm else np.ascontiguousarray(raw[:, len(w.features):])
+        mean, sd = np.empty((m, _r.NR)), np.empty((m, _r.NR))
+        _r.ewma_stats(mean, sd, feat, seg, ends, w.lookback, ALPHA)
+        lo[:, G_mm:], hi[:, G_mm:] = mean, sd
+    return lo, hi

@@ -1,7 +1,9 @@
 """Candle windows for the VAE: causal rolling min-max normalisation (or causally standardised return
 features: ``representation``), lazy window sets, live ring buffer, and the inverse back to candles.
 
-:class:`WindowSet` lives in :mod:`.window_set` (re-exported here).
+:class:`WindowSet` lives in :mod:`.window_set` (re-exported here); the live ring buffer
+(:meth:`Windower.push`, :meth:`Windower.push_array`, :meth:`Windower.reset`) in :mod:`.stream`, and
+each representation's input columns and scales in :mod:`.features`.
 
 A window ending at candle ``t`` holds candles ``t-window+1 .. t``, flattened time-major
 (``idx = k*n_features + f``). It is scaled by the ``lookback`` candles ending at ``t`` only, so
@@ -12,7 +14,6 @@ a time), bit for bit.
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,10 +25,9 @@ from ..exceptions import ConfigError, DataError, InputError
 from . import features as _features
 from .features import HALF_LIFE, REPRESENTATIONS, RETURN_FEATURES
 from .frame import OHLCV, index_to_ms, validate_candles
-from .intervals import INTERVALS, interval_ms, normalize_interval, to_ms
+from .intervals import INTERVALS, interval_ms, normalize_interval
+from .stream import StreamMixin
 from .window_set import WindowSet
-
-_F64 = np.dtype(np.float64)
 
 #: From this many windows on, :meth:`Windower.transform` writes rows on every core.
 PARALLEL_WINDOWS = 100_000
@@ -40,10 +40,8 @@ _NORMS = ("rolling", "none")
 _GAPS = ("drop", "fill")
 _KEYS = ("window", "features", "norm", "lookback", "log_volume", "gaps", "interval", "representation")
 
-_ALPHA = _features.ALPHA
 
-
-class Windower:
+class Windower(StreamMixin):
     """Cut candles into causally normalised windows (batch, lazy, or one candle at a time).
 
     Parameters
@@ -133,9 +131,6 @@ class Windower:
         self._n_groups = int(self._group.max()) + 1
         self._vol_col = features.index("volume") if "volume" in features else -1
         self._need = self.window if norm == "none" else self.lookback
-        self._ring = np.zeros((self.lookback, len(features)), dtype=np.float64)
-        self._state = np.array([0, 0, self.window, self.lookback, self._vol_col, int(self.log_volume),
-                                int(norm == "none"), self._n_groups], dtype=np.int64)
         # scale groups of the input columns: min-max groups first, then one z-score group per return feature
         self._mm = representation != "returns"
         self._rt = representation != "minmax"
@@ -147,11 +142,7 @@ class Windower:
             modes += [_k.MODE_ZSCORE] * _r.NR
         self._groups = np.array(groups, dtype=np.int64)   # (n_features,) every input column's group
         self._modes = np.array(modes, dtype=np.int64)     # (G,) each group's scale mode
-        self._rring = np.zeros((self.lookback, _r.NR))
-        self._rstate = np.zeros(5, dtype=np.int64)
-        self._rf = np.zeros(3)
-        self._rmean, self._rvar, self._rx = np.zeros(_r.NR), np.zeros(_r.NR), np.zeros(_r.NR)
-        self.reset()
+        self._init_stream()   # the live ring buffer: push, push_array, reset (.stream.StreamMixin)
 
     # -- settings -----------------------------------------------------------------------------
     @property
@@ -249,34 +240,11 @@ class Windower:
 
     def _scales(self, raw, ends, seg):
         """Per-window scales lo, hi (m, G): min-max groups (lo, hi), then return groups (mean, sd)."""
-        n, m = raw.shape[0], ends.size
-        G_mm = self._n_groups if self._mm else 0
-        lo, hi = np.empty((m, self._modes.size)), np.empty((m, self._modes.size))
-        if self._mm:
-            F = len(self.features)
-            part = raw if not self._rt else np.ascontiguousarray(raw[:, :F])
-            clo, chi, s_lo, s_hi = (np.empty((n, G_mm)) for _ in range(4))
-            l0, h0 = np.empty((m, G_mm)), np.empty((m, G_mm))
-            _k.candle_bounds(clo, chi, part, self._group)
-            _k.rolling_scales(l0, h0, clo, chi, ends, self._need, s_lo, s_hi)
-            lo[:, :G_mm], hi[:, :G_mm] = l0, h0
-        if self._rt:
-            feat = raw if not self._mm else np.ascontiguousarray(raw[:, len(self.features):])
-            mean, sd = np.empty((m, _r.NR)), np.empty((m, _r.NR))
-            _r.ewma_stats(mean, sd, feat, seg, ends, self.lookback, _ALPHA)
-            lo[:, G_mm:], hi[:, G_mm:] = mean, sd
-        return lo, hi
+        return _features.scales(self, raw, ends, seg)
 
     def _raw(self, src, seg):
         """The prepared input columns (n, n_features) float64 of source values (n, len(features))."""
-        if self._mm:
-            mm = np.empty(src.shape, dtype=np.float64)
-            _k.prepare_features(mm, src, self._vol_col, self.log_volume)
-            if not self._rt:
-                return mm
-        feat = np.empty((src.shape[0], _r.NR))
-        _r.candle_features(feat, src, seg)   # src is OHLCV here (checked in __init__)
-        return feat if not self._mm else np.ascontiguousarray(np.hstack([mm, feat]))
+        return _features.raw_inputs(self, src, seg)
 
     def _prepare(self, df, keep_source: bool = False):
         """Validated frame -> raw (n, F) float64, ends (m,) int64, times (n,) ms, filled (n,) bool,
@@ -409,166 +377,6 @@ class Windower:
         _k.transform_windows(out, raw, self._group, ends, self.window, self._need, self._modes,
                              work[0], work[1], lo, hi, work[2], work[3], False)
         return out
-
-    # -- streaming ------------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Forget the streamed candles (the next window comes after ``lookback`` new candles)."""
-        self._reset_rings()
-        self._last_ms = None
-        self._min_step = None
-        self._last_close = None
-
-    def _reset_rings(self) -> None:
-        self._state[0] = self._state[1] = 0
-        self._rstate[:] = (0, 0, 0, self.window, self.lookback)
-        self._rf[:] = (0.0, _ALPHA, 0.0)
-
-    def push_array(self, values: np.ndarray):
-        """Fast path of :meth:`push`: ``values`` (n_features,) in feature order, no gap detection.
-
-        Parameters
-        ----------
-        values : ndarray, shape (n_features,)
-            Real numbers; a float64 array is used as is, other real dtypes are converted
-            (exactly for float32 and integers up to 2**53).
-
-        Returns
-        -------
-        ndarray of float32, shape (n_input,), or None
-
-        Raises
-        ------
-        InputError
-            Another number of values, values that are not real numbers, or a non-finite value;
-            nothing is pushed then.
-        """
-        if type(values) is not np.ndarray or values.dtype is not _F64 or values.ndim != 1:
-            values = self._as_values(values)       # the kernel checks length and finiteness
-        if self.representation == "minmax":
-            out = np.empty(self.window * self._ring.shape[1], dtype=np.float32)
-            code = _k.push_candle(out, self._ring, values, self._state, self._group)
-        else:
-            code = self._push_both(values)
-            out = code
-            code = code if isinstance(code, int) else 1
-        if code > 0:
-            return out
-        if code == 0:
-            return None
-        if code == -1:
-            raise InputError(f"candle has {values.shape[0]} values, need {len(self.features)} "
-                             f"({', '.join(self.features)})")
-        raise InputError("candle values must be finite")
-
-    def _push_both(self, values):
-        """Push into the return-feature ring (and the min-max ring for ``both``): a window or a code."""
-        if values.shape[0] != 5:
-            return -1
-        if not np.isfinite(values).all():
-            return -2
-        ret = np.empty(self.window * _r.NR, dtype=np.float32)
-        code = _r.push_returns(ret, self._rring, values, self._rstate, self._rf, self._rmean, self._rvar, self._rx)
-        if not self._mm:
-            return ret if code > 0 else code
-        F = len(self.features)
-        mm = np.empty(self.window * F, dtype=np.float32)
-        code_mm = _k.push_candle(mm, self._ring, values, self._state, self._group)
-        if code <= 0 or code_mm <= 0:
-            return min(code, code_mm)
-        out = np.empty((self.window, F + _r.NR), dtype=np.float32)
-        out[:, :F] = mm.reshape(self.window, F)
-        out[:, F:] = ret.reshape(self.window, _r.NR)
-        return out.reshape(-1)
-
-    def _as_values(self, candle, flatten: bool = False) -> np.ndarray:
-        """``candle`` as a C-contiguous float64 (n,) array, or InputError (text is not parsed)."""
-        try:
-            a = np.asarray(candle)
-        except (TypeError, ValueError):          # ragged nesting
-            raise InputError("candle values must be real numbers") from None
-        if flatten:
-            a = a.reshape(-1)
-        if a.dtype.kind not in "biufO":
-            raise InputError(f"candle values must be real numbers, got dtype {a.dtype}")
-        try:
-            if a.dtype.kind == "O":              # Decimal, Python numbers; never None or text
-                if any(v is None or isinstance(v, (str, bytes)) for v in a.flat):
-                    raise TypeError
-                a = np.array([float(v) for v in a.flat]).reshape(a.shape)
-            a = np.ascontiguousarray(a, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InputError("candle values must be real numbers") from None
-        if a.ndim != 1:
-            raise InputError(f"candle must be one row of {len(self.features)} values, got shape "
-                             f"{a.shape}")
-        return a
-
-    def push(self, candle):
-        """Add one closed candle; return the window ending at it once the lookback is full.
-
-        Parameters
-        ----------
-        candle : mapping, pandas.Series or sequence
-            With the feature names as keys (a Series from ``df.iloc[i]`` carries its open time as
-            ``.name``; a mapping may hold ``open_time``), or values in feature order.
-
-        Returns
-        -------
-        ndarray of float32, shape (n_input,), or None
-            Bit-identical to the :meth:`transform` row ending at this candle; None until
-            ``lookback`` candles have been seen (since the start, a :meth:`reset` or a dropped gap).
-
-        Notes
-        -----
-        With an open time, a jump larger than the interval is a gap: ``gaps="drop"`` resets the
-        buffer; ``gaps="fill"`` first pushes the missing flat candles (their windows are not returned;
-        this needs the previous close: a ``close`` feature or key).
-        """
-        ot = None
-        if isinstance(candle, (Mapping, pd.Series)):
-            try:
-                values = [candle[f] for f in self.features]
-            except KeyError as exc:
-                raise InputError(f"candle lacks feature {exc.args[0]!r}; give {', '.join(self.features)}") from None
-            values = self._as_values(values)
-            ot = candle.get("open_time")
-            if ot is None and isinstance(candle, pd.Series) and isinstance(candle.name, _dt.datetime):
-                ot = candle.name
-            close = candle.get("close")
-        else:
-            values = self._as_values(candle, flatten=True)
-            if values.size != len(self.features):
-                raise InputError(f"candle has {values.size} values, need {len(self.features)} "
-                                 f"({', '.join(self.features)})")
-            close = values[self.features.index("close")] if "close" in self.features else None
-        if not np.isfinite(values).all():
-            raise InputError("candle values must be finite")
-        if ot is not None:
-            self._check_time(to_ms(ot, "open_time"))
-        if close is not None:
-            self._last_close = float(close)
-        return self.push_array(values)
-
-    def _check_time(self, ms: int) -> None:
-        last, self._last_ms = self._last_ms, ms
-        if last is None:
-            return
-        step = ms - last
-        if step <= 0:
-            self._last_ms = last
-            raise DataError(f"candle open time {ms} is not after the previous one {last}")
-        ims = self._ims if self._ims is not None else self._min_step
-        self._min_step = step if self._min_step is None else min(self._min_step, step)
-        if not ims or step <= ims:
-            return
-        if self.gaps == "drop":
-            self._reset_rings()
-            return
-        if self._last_close is None:
-            raise InputError("gaps='fill' needs the previous close to fill a gap; give a close value")
-        flat = np.array([0.0 if f == "volume" else self._last_close for f in self.features])
-        for _ in range(min(step // ims - 1, self.lookback)):
-            self.push_array(flat)
 
 
 def _infer_step(t: np.ndarray) -> int:
