@@ -176,7 +176,7 @@ def tc_grad(lw, beta, B, L, tcb, G):  # pragma: no cover - compiled
     alpha = lw[ALPHA]
     gamma = lw[GAMMA]
     BL = B * L
-    oM, oLV, oZ, oGq, oGp, oIV = 0, BL, 2 * BL, 3 * BL, 6 * BL, 9 * BL
+    oM, _oLV, oZ, oGq, oGp, oIV = 0, BL, 2 * BL, 3 * BL, 6 * BL, 9 * BL
     inv_b = 1.0 / B
     cq = beta - alpha           # weight of mean log q(z)
     cp = gamma - beta           # weight of mean sum_j log q(z_j)
