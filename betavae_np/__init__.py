@@ -16,7 +16,7 @@ _EXPORTS = {
     # training
     "fit": ".fitting",
     "History": ".fitting",
-    "TrainConfig": ".run",
+    "TrainConfig": ".train_config",
     "train": ".run",
     "train_on_universe": ".run",
     "sweep": ".sweeps",
@@ -38,7 +38,7 @@ _EXPORTS = {
     "BybitError": ".exceptions",
 }
 _SUBMODULES = ("data", "schedules", "losses", "analysis", "exceptions", "config", "nn", "sources", "workflow",
-               "run", "records", "fitting", "io", "synth", "metrics")
+               "run", "train_config", "records", "fitting", "io", "synth", "metrics")
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS, _SUBMODULES)
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]

@@ -1,4 +1,4 @@
-"""Sweeps: many :class:`~betavae_np.run.TrainConfig` jobs on any ``concurrent.futures``-style executor.
+"""Sweeps: many :class:`~betavae_np.train_config.TrainConfig` jobs on any ``concurrent.futures``-style executor.
 
 ``bv.sweep(configs, executor=...)`` trains every configuration (in this process, on a process pool
 it starts with ``workers=N``, on a ``spawn``/``forkserver`` ``ProcessPoolExecutor`` of yours, or
@@ -49,7 +49,7 @@ def grid(base=None, *, betas=(1.0,), seeds=1, **axes) -> list:
     """
     import itertools
 
-    from .run import TrainConfig
+    from .train_config import TrainConfig
 
     base = TrainConfig() if base is None else base
     if isinstance(seeds, int):
@@ -192,7 +192,7 @@ def sweep(configs: Iterable, executor=None, *, workers: int | None = None, out_d
     """
     import pandas as pd
 
-    from .run import TrainConfig
+    from .train_config import TrainConfig
 
     cfgs = []
     for c in configs:

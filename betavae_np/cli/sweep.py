@@ -7,7 +7,7 @@ import os
 
 import click
 
-from ..run import cli_fields
+from ..train_config import cli_fields
 from ._common import bybit_options, emit_json, fmt, handle_errors, json_option, notice, render_table
 from .train import _type, option_name
 
@@ -34,7 +34,7 @@ def _list_of(name: str, cast):
     """A Click callback: a comma-separated list, each value checked as the TrainConfig field ``name``."""
     import dataclasses
 
-    from ..run import TrainConfig
+    from ..train_config import TrainConfig
 
     field = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
     t = _type(field)
@@ -61,7 +61,7 @@ def _list_of(name: str, cast):
 def _help(name):
     import dataclasses
 
-    from ..run import TrainConfig
+    from ..train_config import TrainConfig
 
     return {f.name: f for f in dataclasses.fields(TrainConfig)}[name].metadata["help"]
 
@@ -111,7 +111,7 @@ def sweep(symbol, betas, seeds, seed, latent, anneal, workers, threads, dask_add
     Example: betavae-np sweep --source sample --betas 0.5,1,2,4 --seeds 3 --workers 2
     """
     from ..exceptions import ConfigError, InputError
-    from ..run import TrainConfig
+    from ..train_config import TrainConfig
     from ..sweep_elbow import choose_beta, plot_tradeoff, summarize
     from ..sweeps import grid, sweep as run_sweep, varying_fields
     from .train import _bad_setting, cli_words

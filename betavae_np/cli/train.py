@@ -8,7 +8,7 @@ import re
 import click
 from click.core import ParameterSource
 
-from ..run import cli_fields
+from ..train_config import cli_fields
 from ._common import bybit_options, emit_json, fmt, handle_errors, json_option, notice, parse_hidden, render_table
 from ._progress import FetchProgress, TrainProgress
 
@@ -91,7 +91,8 @@ def train(symbol, symbols_file, out, base_url, cache_dir, quiet, as_json, **sett
     """
     from ..exceptions import BetaVAEError, ConfigError, ModelFileError
     from ..io import check_writable, save
-    from ..run import TrainConfig, train as run_train
+    from ..run import train as run_train
+    from ..train_config import TrainConfig
 
     ctx = click.get_current_context()
     if settings.get("source") == "synthetic":
