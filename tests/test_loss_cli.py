@@ -68,7 +68,7 @@ def test_gaussian_fixed_sigma_is_recorded(tmp_path):
 def test_contradictory_loss_options_are_misuse(args, words):
     r = run("train", "BTCUSDT", *SMALL, *args)
     assert r.exit_code == 2
-    assert words in r.output and "Traceback" not in r.output
+    assert words in r.stderr and "Traceback" not in r.output + r.stderr   # usage errors go to stderr
 
 
 def test_unknown_layout_is_refused(tmp_path):

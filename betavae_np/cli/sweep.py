@@ -9,7 +9,7 @@ import click
 
 from ..train_config import cli_fields
 from ._common import bybit_options, emit_json, fmt, handle_errors, json_option, notice, render_table
-from .train import _type, option_name
+from .train import _type, field_option
 
 #: Fields the sweep varies itself (list options below), so their single-value train options are left out.
 _SWEPT = ("beta", "seed", "latent", "anneal")
@@ -17,16 +17,8 @@ _SWEPT = ("beta", "seed", "latent", "anneal")
 
 def _fixed_options(fn):
     """The train options (declared once by TrainConfig's fields) other than the swept ones."""
-    from ._common import parse_hidden
-
     for f in reversed([f for f in cli_fields() if f.name not in _SWEPT]):
-        kw = {"help": f.metadata["help"], "metavar": f.metadata["metavar"], "type": _type(f)}
-        if f.name == "hidden":
-            kw.update(default=",".join(map(str, f.default)) or "none", callback=parse_hidden, type=None)
-        else:
-            kw["default"] = f.default
-        kw["show_default"] = f.default is not None
-        fn = click.option(option_name(f.name), f.name, **kw)(fn)
+        fn = field_option(f)(fn)
     return fn
 
 

@@ -25,18 +25,23 @@ def _type(f):
     return None
 
 
+def field_option(f):
+    """The Click option of one TrainConfig field: name, type, default and help from the field."""
+    kw = {"help": f.metadata["help"], "metavar": f.metadata["metavar"], "type": _type(f)}
+    if f.name == "hidden":
+        kw.update(default=",".join(map(str, f.default)) or "none", callback=parse_hidden, type=None)
+    elif isinstance(f.default, bool):
+        kw.update(default=f.default, is_flag=True, type=None, metavar=None)
+    else:
+        kw["default"] = f.default
+    kw["show_default"] = f.default is not None
+    return click.option(option_name(f.name), f.name, **kw)
+
+
 def config_options(fn):
-    """One option per TrainConfig field that the CLI exposes: name, type, default and help from the field."""
+    """One option per TrainConfig field that the CLI exposes."""
     for f in reversed(cli_fields()):
-        kw = {"help": f.metadata["help"], "metavar": f.metadata["metavar"], "type": _type(f)}
-        if f.name == "hidden":
-            kw.update(default=",".join(map(str, f.default)) or "none", callback=parse_hidden, type=None)
-        elif isinstance(f.default, bool):
-            kw.update(default=f.default, is_flag=True, type=None, metavar=None)
-        else:
-            kw["default"] = f.default
-        kw["show_default"] = f.default is not None
-        fn = click.option(option_name(f.name), f.name, **kw)(fn)
+        fn = field_option(f)(fn)
     return fn
 
 
