@@ -80,21 +80,10 @@ def recon_block(lc, lw, Y, X, scale, params, sw, gls):  # pragma: no cover - com
     B, n = Y.shape
     total = 0.0
     code = lc[RECON]
-    if code == SSE:
-        two = Y.dtype.type(2.0 * scale)
-        for r in range(B):
-            y = Y[r]
-            x = X[r]
-            acc = 0.0
-            for j in range(n):
-                dlt = y[j] - x[j]
-                acc += dlt * dlt
-                y[j] = two * dlt
-            total += acc
-        return total / B
-    if code == GAUSSIAN:
+    if code == SSE or code == GAUSSIAN:
+        # dloss/dx_hat = g * (x_hat - x): g = 2 scale for SSE, scale / sigma^2 for the Gaussian
         sigma = lw[SIGMA]
-        g = Y.dtype.type(scale / (sigma * sigma))
+        g = Y.dtype.type(2.0 * scale) if code == SSE else Y.dtype.type(scale / (sigma * sigma))
         for r in range(B):
             y = Y[r]
             x = X[r]
@@ -104,8 +93,9 @@ def recon_block(lc, lw, Y, X, scale, params, sw, gls):  # pragma: no cover - com
                 acc += dlt * dlt
                 y[j] = g * dlt
             total += acc
-        const = n * (math.log(sigma) + HALF_LOG_2PI)
-        return total / (2.0 * sigma * sigma * B) + const
+        if code == SSE:
+            return total / B
+        return total / (2.0 * sigma * sigma * B) + n * (math.log(sigma) + HALF_LOG_2PI)
     # learned log-sigma per feature
     off = lc[LS_OFF]
     T = Y.dtype.type
