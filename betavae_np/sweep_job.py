@@ -23,7 +23,7 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["run_job", "job_key", "warm_job", "read_finished", "MEASURE_VERSION", "GROUPS"]
+__all__ = ["run_job", "job_key", "warm_job", "start_worker", "read_finished", "MEASURE_VERSION", "GROUPS"]
 
 #: Bumped when the measures of a row change meaning, so old rows are not mixed with new ones.
 MEASURE_VERSION = 1
@@ -197,7 +197,9 @@ def measure(result, df, metric_samples: int = 10_000) -> dict:
     return out
 
 
-def _synthetic_measures(result, n: int) -> dict:
+def _synthetic_measures(result, n: int, classifiers: bool = True) -> dict:
+    """MIG, SAP and DCI on ``n`` fresh observations (``n // 2`` for testing); ``classifiers=False``
+    leaves out SAP and DCI (scikit-learn fits, no compiled kernels: the warm-up job skips them)."""
     import numpy as np
 
     from .metrics.discrete import require_sklearn
@@ -211,7 +213,10 @@ def _synthetic_measures(result, n: int) -> dict:
     f_tr, x_tr = market.sample(n_tr, rng)
     f_te, x_te = market.sample(n_te, rng)
     z_tr, z_te = result.model.encode(x_tr)[0], result.model.encode(x_te)[0]
-    out = {"mig": float(mig(z_tr, f_tr)), "sap": float(sap(z_tr, f_tr, z_te, f_te))}
+    out = {"mig": float(mig(z_tr, f_tr))}
+    if not classifiers:
+        return out
+    out["sap"] = float(sap(z_tr, f_tr, z_te, f_te))
     try:
         require_sklearn("dci")
     except ImportError:   # the metrics extra is optional: DCI is then missing, not an error
@@ -275,8 +280,23 @@ def warm_job(spec: dict) -> float:
             n = 16 + int(batch * 1.3) + 64
             df = SyntheticMarket(seed=0, window=8, lookback=16).candles(n, rng=0)
             result = train_on_candles(df, cfg)
-            measure(result, df, metric_samples=64)
+            _synthetic_measures(result, 64, classifiers=False)
             real = df.copy()
             real.attrs["betavae_np"] = dict(df.attrs["betavae_np"], source="csv")
             measure(dataclasses.replace(result, config=cfg), real, metric_samples=64)
     return time.perf_counter() - t0
+
+
+def start_worker(_=None) -> int:
+    """Import what a job needs (no kernel is loaded), so a pool worker is ready when its first job comes.
+
+    Submitted next to :func:`warm_job` to the other workers of a fresh pool: they start and import
+    while one worker compiles, instead of starting only when the jobs arrive. Returns the process id.
+    """
+    import numba  # noqa: F401
+    import pandas  # noqa: F401
+
+    from . import run  # noqa: F401
+    from .analysis import evaluate, ic, proxies  # noqa: F401
+
+    return os.getpid()

@@ -22,7 +22,7 @@ import time
 from typing import Callable, Iterable
 
 from .exceptions import ConfigError, InputError
-from .sweep_job import job_key, read_finished, run_job, warm_job
+from .sweep_job import job_key, read_finished, run_job, start_worker, warm_job
 
 __all__ = ["sweep", "grid", "process_pool", "varying_fields"]
 
@@ -128,7 +128,13 @@ def _warm(executor, spec: dict, pool_owned: bool) -> None:
                 for a in hosts.values()] or [executor.submit(warm_job, spec, pure=False)]
         executor.gather(futs)
         return
-    executor.submit(warm_job, spec).result()
+    warm = executor.submit(warm_job, spec)
+    # a spawn pool starts a worker per submit while none is idle: start the others now, importing only
+    # (compiling is left to the one warm job), so they are ready when the jobs arrive
+    others = [executor.submit(start_worker) for _ in range(max(0, (spec.get("workers") or 1) - 1))] if pool_owned else []
+    warm.result()
+    for f in others:
+        f.result()
 
 
 def _error_row(key: str, exc: BaseException) -> dict:
@@ -244,8 +250,8 @@ def sweep(configs: Iterable, executor=None, *, workers: int | None = None, out_d
                     report(dict(row, status="done"))
         else:
             variants = sorted({(unique[k].dtype, unique[k].batch_size) for k in pending})
-            _run_on(executor, workers, specs, pending, report, warm and {"threads": threads, "variants": variants},
-                    retries)
+            _run_on(executor, workers, specs, pending, report,
+                    warm and {"threads": threads, "variants": variants, "workers": workers}, retries)
     return _table(cfgs, keys, rows, pd)
 
 
