@@ -296,7 +296,9 @@ def train_on_universe(universe, cfg: TrainConfig | None = None, *, on_batch=None
     release : bool
         Empty ``universe.frames`` while the windows are built (each symbol's frame dropped once its
         candles are written), so the candles are never held twice in full. :func:`train` does; a
-        caller's own frames are kept by default.
+        caller's own :class:`~betavae_np.data.universe.Universe` keeps its frames by default (frames
+        given as a mapping are copied into a universe of this call's own, which is always emptied;
+        the caller's mapping is not touched).
 
     Returns
     -------
@@ -324,12 +326,13 @@ def train_on_universe(universe, cfg: TrainConfig | None = None, *, on_batch=None
     cfg = TrainConfig() if cfg is None else cfg
     if settings:
         cfg = dataclasses.replace(cfg, **settings)
-    if not isinstance(universe, Universe):
+    own = not isinstance(universe, Universe)   # frames given: the universe (validated copies) is ours to empty
+    if own:
         universe = load_universe(universe, interval=cfg.interval, on_notice=on_notice)
     windower = Windower(window=cfg.window, lookback=cfg.lookback, gaps=cfg.gaps, interval=universe.interval,
                         representation=cfg.features)
     symbols = universe.symbols
-    allw = universe.windows(windower, on_notice=on_notice, release=release)
+    allw = universe.windows(windower, on_notice=on_notice, release=release or own)
     skipped = dict(universe.skipped)
     skipped.update({s: "no window fits its candles" for s in symbols if s not in allw.symbols})
     origin = universe.source

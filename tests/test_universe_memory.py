@@ -165,3 +165,18 @@ def test_end_time_helpers_match_end_times():
         idx = np.array([0, s.shape[0] - 1, s.shape[0] // 2])
         assert s.end_times_of(idx).equals(t[idx])
     assert isinstance(u.end_times_of(np.array([1])), pd.DatetimeIndex)
+
+
+def test_train_on_universe_empties_only_its_own_copy_of_the_frames():
+    from betavae_np import train_on_universe
+
+    fr, before = frames(), frames()
+    uni = load_universe(frames())
+    kw = dict(epochs=1, batch_size=32, window=8, lookback=24, hidden=(8,), latent=2, seed=0)
+    a = train_on_universe(fr, **kw)                     # a mapping: copied, the copy emptied
+    assert list(fr) == list(before) and all(fr[s].equals(before[s]) for s in fr)
+    b = train_on_universe(uni, **kw)                    # the caller's universe: kept unless release=True
+    assert list(uni.frames) == list(before)
+    c = train_on_universe(uni, release=True, **kw)
+    assert uni.frames == {}
+    assert a.model.params.tobytes() == b.model.params.tobytes() == c.model.params.tobytes()
