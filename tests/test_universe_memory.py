@@ -76,7 +76,8 @@ def test_universe_arrays_take_less_than_one_and_a_half_times_the_candle_arrays()
                        for df in fr.values())
     u = UniverseWindowSet.from_frames(Windower(window=32, lookback=128, interval="60"), fr)
     assert u._ends.dtype == np.int32 and u._ilo.dtype == np.int32 and u._zlo.shape[1] == 0
-    assert u.nbytes < 1.5 * candle_bytes            # float64 scales and int64 ends took 1.85x
+    assert u._toff.dtype == np.int32 and u._filled is None
+    assert u.nbytes < 1.4 * candle_bytes            # float64 scales, int64 ends and times took 1.85x
     tr, _ = u.split()
     assert tr._sel.dtype == np.int32 and tr.nbytes - u.nbytes == tr.shape[0] * 4
 
@@ -180,3 +181,29 @@ def test_train_on_universe_empties_only_its_own_copy_of_the_frames():
     c = train_on_universe(uni, release=True, **kw)
     assert uni.frames == {}
     assert a.model.params.tobytes() == b.model.params.tobytes() == c.model.params.tobytes()
+
+
+def test_times_off_one_grid_fall_back_to_int64_and_stay_exact():
+    w = Windower(window=8, lookback=24, interval="60")
+    fr = {"AAAUSDT": candles(200, seed=1), "BBBUSDT": candles(200, seed=2, times=T0 + HOUR // 2 + HOUR * np.arange(200)),
+          "CCCUSDT": candles(200, seed=3)}
+    u = UniverseWindowSet.from_frames(w, fr)
+    assert u._toff.dtype == np.int64
+    on_grid = UniverseWindowSet.from_frames(w, {s: fr[s] for s in ("AAAUSDT", "CCCUSDT")})
+    assert on_grid._toff.dtype == np.int32
+    for ws in (u, on_grid):
+        off = np.r_[0, np.cumsum(ws.counts)]
+        for k, s in enumerate(ws.symbols):
+            own = w.windows(fr[s])
+            assert ws.end_times[off[k]:off[k + 1]].equals(own.end_times)
+            assert ws.window_set(s).candle_times.equals(own.candle_times)
+
+
+def test_filled_candles_are_flagged_per_symbol():
+    w = Windower(window=8, lookback=24, interval="60", gaps="fill")
+    fr = frames()
+    u = UniverseWindowSet.from_frames(w, fr)
+    assert u._filled is not None
+    for s in u.symbols:
+        assert np.array_equal(u.window_set(s).filled, w.windows(fr[s]).filled)
+    assert u.window_set("CCCUSDT").n_filled == 15 and u.window_set("AAAUSDT").n_filled == 0

@@ -49,6 +49,37 @@ def _trim_heap() -> None:
 _MALLOC_TRIM = None
 
 
+class _Times:
+    """Candle open times written symbol by symbol: int32 steps of the interval from the first candle
+    written while every time sits on that grid within 2**31 steps (4 bytes a candle), else int64 ms."""
+
+    def __init__(self, n: int, step):
+        self._step = int(step) if step else 0
+        self._t0 = None
+        self.off = np.empty(n, dtype=np.int32 if self._step > 0 else np.int64)
+
+    def write(self, at: int, t: np.ndarray) -> None:
+        """Times ``t`` (m,) int64 ms of candles ``at .. at+m``."""
+        if self.off.dtype == np.int32:
+            if self._t0 is None:
+                self._t0 = int(t[0])
+            d = t - self._t0
+            if d.size and ((d % self._step).any() or np.abs(d).max() // self._step >= 2**31 - 1):
+                whole = np.empty(self.off.size, dtype=np.int64)   # off the grid: plain ms from here on
+                whole[:at] = self._t0 + self.off[:at].astype(np.int64) * self._step
+                self.off, self._t0, self._step = whole, 0, 1
+            else:
+                self.off[at:at + t.size] = d // self._step
+                return
+        self.off[at:at + t.size] = t
+
+    def parts(self) -> tuple:
+        """(t0, step, off): the open time of candle ``i`` is ``t0 + off[i] * step`` ms."""
+        if self.off.dtype == np.int64:
+            return 0, 1, self.off
+        return self._t0, self._step, self.off
+
+
 def _index_dtype(n: int):
     """int32 when every index below ``n`` fits, else int64."""
     return np.int32 if n < 2**31 - 1 else np.int64
@@ -60,9 +91,10 @@ class UniverseWindowSet:
     The symbols' prepared candle matrices sit one after the other in one ``(n_candles, F)`` array
     and every window keeps its own symbol's scale, so a window never spans two symbols (nor a gap)
     and :meth:`gather` gives, bit for bit, what the symbol's own :class:`WindowSet` gives. Memory
-    per candle: its F float64 values, its open time and a fill flag; per window: its last candle and
-    its scale (int32 positions of the min-max bounds, float64 mean and sd of return features); a
-    subset (:meth:`split_at`) adds one int32 per window it keeps. Windows are ordered by symbol (in
+    per candle: its F float64 values and its open time (int32 steps of the interval when the times
+    sit on one grid, else int64 ms), plus a fill flag once ``gaps="fill"`` inserted one; per window:
+    its last candle (int32) and its scale (int32 positions of the min-max bounds, float64 mean and
+    sd of return features); a subset (:meth:`split_at`) adds one int32 per window it keeps. Windows are ordered by symbol (in
     :attr:`symbols` order), then by time. Made by :meth:`from_frames` (or :meth:`Universe.windows
     <betavae_np.data.universe.Universe.windows>`).
 
@@ -78,7 +110,7 @@ class UniverseWindowSet:
         Per symbol what the data was (source, range, candles, gaps), when the builder was given it.
     """
 
-    def __init__(self, symbols, raw, ilo, ihi, zlo, zhi, group, ends, window, features, times_ms, filled,
+    def __init__(self, symbols, raw, ilo, ihi, zlo, zhi, group, ends, window, features, times, filled,
                  modes, win_offsets, candle_offsets, sel=None, provenance=None):
         self.symbols = tuple(symbols)
         self._raw, self._group, self._ends = raw, group, ends   # (N, F) f64, (F,), (M,) int32/64
@@ -86,7 +118,8 @@ class UniverseWindowSet:
         self._zlo, self._zhi = zlo, zhi      # (M, Gz) float64 mean, sd of the z-score groups
         self.window = int(window)
         self.features = tuple(features)
-        self._times_ms, self._filled = times_ms, filled
+        self._t0, self._tstep, self._toff = times   # open time (ms) of candle i: t0 + toff[i] * tstep
+        self._filled = filled                       # (N,) bool, or None when no candle was inserted
         self._modes = np.asarray(modes, dtype=np.int64)   # (G,) each scale group's mode
         self._woff, self._coff = win_offsets, candle_offsets   # (K+1,) int64 each
         self._sel = sel                                        # (n,) ascending, into the full set, or None
@@ -157,8 +190,8 @@ class UniverseWindowSet:
         N, M = int(coff[-1]), int(woff[-1])
         pos_t = _index_dtype(N * F)
         raw = np.empty((N, F), dtype=np.float64)    # (N, F) all symbols, C order
-        times = np.empty(N, dtype=np.int64)
-        filled = np.empty(N, dtype=bool)
+        times = _Times(N, windower._ims)
+        filled = None                               # (N,) bool once a candle is inserted
         ends = np.empty(M, dtype=_index_dtype(N))   # (M,) last candle, global row
         ilo, ihi = np.empty((M, Gm), dtype=pos_t), np.empty((M, Gm), dtype=pos_t)
         zlo, zhi = np.empty((M, Gz)), np.empty((M, Gz))
@@ -168,8 +201,11 @@ class UniverseWindowSet:
                 del frames[sym]
             c0, w0 = int(coff[k]), int(woff[k])
             raw[c0:c0 + n] = raw_k
-            times[c0:c0 + n] = t_k
-            filled[c0:c0 + n] = filled_k
+            times.write(c0, t_k)
+            if filled is None and filled_k.any():
+                filled = np.zeros(N, dtype=bool)
+            if filled is not None:
+                filled[c0:c0 + n] = filled_k
             ends[w0:w0 + m] = ends_k + c0
             if Gm:
                 work = [np.empty((n, Gm), dtype=pos_t) for _ in range(4)]
@@ -186,10 +222,12 @@ class UniverseWindowSet:
             del raw_k, ends_k, t_k, filled_k, seg_k
             if release:
                 _trim_heap()
+        if release:
+            _trim_heap()
         syms = [s[0] for s in sizes]
         prov = {s: provenance[s] for s in syms if provenance and s in provenance}
-        return cls(syms, raw, ilo, ihi, zlo, zhi, groups, ends, windower.window, windower.input_features, times,
-                   filled, windower._modes, woff, coff, provenance=prov)
+        return cls(syms, raw, ilo, ihi, zlo, zhi, groups, ends, windower.window, windower.input_features,
+                   times.parts(), filled, windower._modes, woff, coff, provenance=prov)
 
     # -- the WindowSet interface ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -208,7 +246,7 @@ class UniverseWindowSet:
     def nbytes(self) -> int:
         """Bytes of the arrays this set holds (the candle matrix and per-window state it shares with its
         subsets, plus its own selection)."""
-        arrays = (self._raw, self._ilo, self._ihi, self._zlo, self._zhi, self._ends, self._times_ms,
+        arrays = (self._raw, self._ilo, self._ihi, self._zlo, self._zhi, self._ends, self._toff,
                   self._filled, self._sel)
         return int(sum(a.nbytes for a in arrays if a is not None))
 
@@ -222,7 +260,14 @@ class UniverseWindowSet:
         """(r,) int64 open time (ms) of the last candle of full-set windows ``full`` (this set's all)."""
         if full is None:
             full = self._sel
-        return self._times_ms[self._ends if full is None else self._ends[full]]
+        return self._ms(self._ends if full is None else self._ends[full])
+
+    def _ms(self, candles) -> np.ndarray:
+        """int64 open times (ms) of candles ``candles`` (an index array or a slice) of the shared matrix."""
+        off = self._toff[candles]
+        if self._tstep == 1 and self._t0 == 0:
+            return off.astype(np.int64, copy=False)
+        return self._t0 + off.astype(np.int64) * self._tstep
 
     @property
     def rows(self) -> np.ndarray:
@@ -237,7 +282,7 @@ class UniverseWindowSet:
     @property
     def start_times(self) -> pd.DatetimeIndex:
         """(n_windows,) open time of each window's first candle."""
-        return _times(self._times_ms[self.rows - (self.window - 1)])
+        return _times(self._ms(self.rows - (self.window - 1)))
 
     def end_times_of(self, idx) -> pd.DatetimeIndex:
         """Open time of the last candle of this set's windows ``idx`` (int array (r,))."""
@@ -314,15 +359,16 @@ class UniverseWindowSet:
             w = self._sel[(self._sel >= w0) & (self._sel < w1)]
         lo, hi = self._scales(w)
         return WindowSet(self._raw[c0:c1], lo, hi, self._group, self._ends[w].astype(np.int64) - c0,
-                         self.window, self.features, self._times_ms[c0:c1], self._filled[c0:c1], self._modes)
+                         self.window, self.features, self._ms(slice(c0, c1)),
+                         np.zeros(c1 - c0, dtype=bool) if self._filled is None else self._filled[c0:c1], self._modes)
 
     def _subset(self, keep: np.ndarray) -> "UniverseWindowSet":
         """Windows where ``keep`` (n,) bool is True, sharing the candle arrays."""
         where = np.flatnonzero(keep)
         sel = (where if self._sel is None else self._sel[where]).astype(_index_dtype(self._ends.shape[0]))
         return UniverseWindowSet(self.symbols, self._raw, self._ilo, self._ihi, self._zlo, self._zhi,
-                                 self._group, self._ends, self.window, self.features, self._times_ms,
-                                 self._filled, self._modes, self._woff, self._coff, sel=sel,
+                                 self._group, self._ends, self.window, self.features,
+                                 (self._t0, self._tstep, self._toff), self._filled, self._modes, self._woff, self._coff, sel=sel,
                                  provenance=self.provenance)
 
     # -- splitting ------------------------------------------------------------------------------
@@ -359,11 +405,11 @@ class UniverseWindowSet:
             b = min(a + _BLOCK, n)
             full = self._full(np.arange(a, b))
             last = self._ends[full]
-            t_end = self._times_ms[last]
+            t_end = self._ms(last)
             np.less(t_end, cut, out=train[a:b])
             np.logical_not(train[a:b], out=val[a:b])
             if purge:
-                val[a:b] &= self._times_ms[last - (self.window - 1)] >= cut
+                val[a:b] &= self._ms(last - (self.window - 1)) >= cut
             t_min = t_end.min() if t_min is None else min(t_min, t_end.min())
             t_max = t_end.max() if t_max is None else max(t_max, t_end.max())
         span = f"the windows end from {ms_to_iso(int(t_min))} to {ms_to_iso(int(t_max))}"
