@@ -114,26 +114,38 @@ def gather_indexed(out, raw, ilo, ihi, zlo, zhi, group, ends, rows, window, mode
     Window ``w`` ends at candle ``ends[w]``; a min-max group ``g < Gm`` has ``lo = raw.flat[ilo[w, g]]``
     and ``hi = raw.flat[ihi[w, g]]``, a z-score group ``g >= Gm`` has ``(zlo, zhi)[w, g - Gm]``.
     ``out`` float32 or float64 (float32-rounded values unless ``exact``).
+
+    Two passes over the rows: the first reads every row's scale (and the first value of its window)
+    while nothing depends on the loads, so the cache misses of rows spread over a large universe
+    overlap instead of queueing one window at a time; the second scales and writes. Returns the sum
+    of those first values (meaningless; returning it keeps the reads).
     """
     F = raw.shape[1]
     Gm = ilo.shape[1]
-    for r in range(rows.shape[0]):
+    G = modes.shape[0]
+    R = rows.shape[0]
+    lohi = np.empty((R, G, 2))     # (r, G, lo/hi) the rows' scales
+    touch = 0.0
+    for r in range(R):
         w = rows[r]
-        t0 = ends[w] - window + 1
+        for g in range(Gm):
+            a = ilo[w, g]
+            b = ihi[w, g]
+            lohi[r, g, 0] = raw[a // F, a % F]
+            lohi[r, g, 1] = raw[b // F, b % F]
+        for g in range(Gm, G):
+            lohi[r, g, 0] = zlo[w, g - Gm]
+            lohi[r, g, 1] = zhi[w, g - Gm]
+        touch += raw[ends[w] - window + 1, 0]
+    for r in range(R):
+        t0 = ends[rows[r]] - window + 1
         for f in range(F):
             g = group[f]
-            if g < Gm:
-                a = ilo[w, g]
-                b = ihi[w, g]
-                lo = raw[a // F, a % F]
-                hi = raw[b // F, b % F]
-            else:
-                lo = zlo[w, g - Gm]
-                hi = zhi[w, g - Gm]
-            shift, mul, add, cmin, cmax = _scale_params(lo, hi, modes[g])
+            shift, mul, add, cmin, cmax = _scale_params(lohi[r, g, 0], lohi[r, g, 1], modes[g])
             for k in range(window):
                 v = _scale_value(raw[t0 + k, f], shift, mul, add, cmin, cmax)
                 if exact:
                     out[r, k * F + f] = v
                 else:
                     out[r, k * F + f] = np.float32(v)
+    return touch
