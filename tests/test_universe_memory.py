@@ -12,7 +12,7 @@ from betavae_np._kernels import scale_index as _x
 from betavae_np._kernels import windowing as _k
 from betavae_np.data import EpochSampler, UniverseWindowSet, Windower
 from betavae_np.data.universe import load_universe
-from naive import ref_group_extrema
+from naive import ref_group_extrema, ref_windows
 from test_windows import HOUR, T0, candles
 
 
@@ -207,3 +207,15 @@ def test_filled_candles_are_flagged_per_symbol():
     for s in u.symbols:
         assert np.array_equal(u.window_set(s).filled, w.windows(fr[s]).filled)
     assert u.window_set("CCCUSDT").n_filled == 15 and u.window_set("AAAUSDT").n_filled == 0
+
+
+def test_universe_gather_equals_the_naive_windows():
+    w = Windower(window=16, lookback=48, interval="60")
+    fr = frames()
+    u = UniverseWindowSet.from_frames(w, fr)
+    off = np.r_[0, np.cumsum(u.counts)]
+    for k, s in enumerate(("AAAUSDT", "BBBUSDT")):        # gap-free: every end from lookback-1 on
+        values = fr[s][list(w.features)].to_numpy()
+        want = ref_windows(values, w.window, w.lookback, w.features)
+        rows = np.arange(off[k], off[k + 1])[::-1]          # any order
+        assert np.array_equal(u.gather(rows), want[::-1])
