@@ -94,8 +94,8 @@ def test_released_frames_are_dropped_and_the_windows_are_the_same():
     assert np.array_equal(got.array().view(np.uint32), kept.array().view(np.uint32))
 
 
-def _old_equal_epoch(counts, rng):
-    """The equal-weighting epoch as first written (int64 rows), kept as the reference."""
+def _ref_equal_epoch(counts, rng):
+    """The equal-weighting epoch as first written (before the sampler made its buffer lazily)."""
     counts = np.asarray(counts, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     n = int(offsets[-1])
@@ -117,13 +117,17 @@ def _old_equal_epoch(counts, rng):
     return out
 
 
-def test_equal_sampler_draws_the_same_rows_with_int32():
+def test_samplers_draw_the_same_rows_as_first_written():
     counts = [500, 37, 0, 1200, 3]
-    s = EpochSampler(counts, "equal")
-    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    eq, prop = EpochSampler(counts, "equal"), EpochSampler(counts, "proportional")
+    assert prop._perm is None                                      # no buffer until an epoch
+    a, b, c, d = (np.random.default_rng(5) for _ in range(4))
+    perm = np.arange(sum(counts), dtype=np.int64)
     for _ in range(3):
-        got, want = s.epoch(a), _old_equal_epoch(counts, b)
-        assert got.dtype == np.int32 and np.array_equal(got, want)
+        got, want = eq.epoch(a), _ref_equal_epoch(counts, b)
+        assert got.dtype == np.int64 and np.array_equal(got, want)
+        c.shuffle(perm)
+        assert np.array_equal(prop.epoch(d), perm)
 
 
 @pytest.mark.parametrize("weighting", ["proportional", "equal"])

@@ -84,15 +84,13 @@ class EpochSampler:
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.n = int(self.offsets[-1])
         self._perm = None   # proportional: the persistent permutation, made at the first epoch
-        self._rows_t = np.int32 if self.n < 2**31 - 1 else np.int64
 
     def __len__(self) -> int:
         return self.n
 
     def epoch(self, rng) -> np.ndarray:
-        """Rows of the next epoch, shape (n,) int64 for ``proportional`` (the sampler's own buffer:
-        read it before the next call, do not modify it), int32 for ``equal`` (int64 past 2**31 rows;
-        the rows and the shuffle are the same whatever the integer width)."""
+        """Rows of the next epoch, shape (n,) int64 (for ``proportional`` the sampler's own buffer:
+        read it before the next call, do not modify it)."""
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         if self.weighting == "proportional":
             if self._perm is None:
@@ -103,7 +101,7 @@ class EpochSampler:
         K = present.size
         quota = np.full(K, self.n // K, dtype=np.int64)
         quota[rng.permutation(K)[: self.n % K]] += 1
-        out = np.empty(self.n, dtype=self._rows_t)
+        out = np.empty(self.n, dtype=np.int64)
         pos = 0
         for k, q in zip(present, quota):
             c, base = int(self.counts[k]), int(self.offsets[k])
