@@ -22,9 +22,11 @@ then:
    its RSS rise over its post-import, post-compile baseline at each stage and at the peak, next to
    the candle arrays. Then training speed: ``fit`` on the universe's training windows against
    ``fit`` on one 20,000-candle symbol, windows per wall second and per CPU second over steps
-   20..220, alternated three times (the load average is reported with it).
+   20..220, alternated three times (the load average is reported with it), and the CPU time of
+   gathering one random batch of 256 from each.
 5. panel: ``encode_windows`` (gather + encode in chunks) over every window of that universe on one
-   core (Numba and BLAS one thread each), windows per wall second and per CPU second; the
+   core (Numba and BLAS one thread each), windows per wall second and per CPU second (and the
+   gather alone per CPU second); the
    arithmetic bound: the encoder's multiply-adds per window against this core's float32 ``matmul``
    rate (a 2048^3 product, and one of the first layer's shape).
 
@@ -174,6 +176,20 @@ def _fit_speed(model, ws, sampler=None, first: int = 20, last: int = 220, cpu: b
     return (last - first) * 256 / (marks[last] - marks[first])
 
 
+def _gather_us(ws, batch: int = 256, batches: int = 400) -> float:
+    """CPU microseconds to gather one batch of random rows (best of 3 passes over ``batches``)."""
+    rows = np.random.default_rng(0).integers(0, ws.shape[0], batch * batches)
+    buf = np.empty((batch, ws.shape[1]), np.float32)
+    ws.gather(rows[:batch], buf)
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.process_time()
+        for lo in range(0, rows.size, batch):
+            ws.gather(rows[lo:lo + batch], buf)
+        best = min(best, (time.process_time() - c0) / batches * 1e6)
+    return best
+
+
 def _status_mb() -> dict:
     """VmRSS and VmHWM (peak) of this process in MiB (Linux)."""
     out = {}
@@ -254,6 +270,7 @@ def bench_train(folder: str, weighting: str, panel: bool) -> dict:
             into.append((w_one, w_uni))
         loads.append(os.getloadavg()[0])
     out["speed_pairs"], out["cpu_speed_pairs"], out["loads"] = pairs, cpu_pairs, loads
+    out["gather_us"] = {"universe": _gather_us(res.train), "one": _gather_us(one)}
     if panel:
         model = res.model              # trained: its windowing record windows the panel
         del res, one
@@ -263,6 +280,12 @@ def bench_train(folder: str, weighting: str, panel: bool) -> dict:
         c0 = time.process_time()
         _, _, secs = encode_windows(model, ws)
         cpu = time.process_time() - c0
+        buf = np.empty((4096, ws.shape[1]), np.float32)
+        c0 = time.process_time()
+        for lo in range(0, ws.shape[0], 4096):
+            hi = min(lo + 4096, ws.shape[0])
+            ws.gather(np.arange(lo, hi), buf[:hi - lo])
+        out["panel_gather_cpu_s"] = time.process_time() - c0
         out.update(panel_windows=ws.shape[0], panel_wall_s=secs, panel_cpu_s=cpu)
         out.update(matmul_rates())
         out["mac_per_window"] = encoder_macs(model)
@@ -320,6 +343,8 @@ def main() -> None:
 
     print("hardware: " + "; ".join(f"{k}={v}" for k, v in hardware_info().items()))
     if args.train:
+        print("(--train runs in child processes with NUMBA_NUM_THREADS, OPENBLAS_NUM_THREADS, OMP_NUM_THREADS "
+              "and MKL_NUM_THREADS set to 1)")
         report_train(*((4, 2_000) if args.quick else (61, 20_000)))
         return
     for latency in (0, 50):   # a bare loopback, and 50 ms per answer as a stand-in for a real round trip
@@ -366,12 +391,15 @@ def report_train(n_symbols: int, n_candles: int) -> None:
             print(f"  fit {unit}, one symbol vs universe ({t['weighting']}), alternated: "
                   + "; ".join(f"{o:,.0f} vs {u:,.0f}" for o, u in t[key])
                   + f" -> universe/one {min(ratios):.2f}..{max(ratios):.2f} (median {sorted(ratios)[1]:.2f})")
+        print(f"  gather of a random batch of 256 (CPU): universe {t['gather_us']['universe']:.0f} us, one symbol "
+              f"{t['gather_us']['one']:.0f} us")
         print(f"  load average {' '.join(f'{x:.1f}' for x in t['loads'])}"
               + ("" if t["sampler_epoch_s"] is None else f"; equal sampler {t['sampler_epoch_s']:.2f} s per epoch"))
     t = runs[0]
     n, macs = t["panel_windows"], t["mac_per_window"]
     print(f"panel, one core: gather + encode of all {n:,} windows: {n / t['panel_wall_s']:,.0f} windows/s "
-          f"(wall), {n / t['panel_cpu_s']:,.0f} per CPU second")
+          f"(wall), {n / t['panel_cpu_s']:,.0f} per CPU second; the gather alone {n / t['panel_gather_cpu_s']:,.0f} "
+          f"per CPU second")
     best = max(t["sgemm_2048"], t["sgemm_2048_cpu"])
     print(f"  bound: {macs:,} multiply-adds per window; 2M windows/s needs {4 * macs / 1e3:.1f} GFLOP/s; this "
           f"core's float32 matmul: {t['sgemm_2048']:.0f} GFLOP/s per wall second ({t['sgemm_2048_cpu']:.0f} per CPU "
