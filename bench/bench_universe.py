@@ -11,16 +11,24 @@ then:
 2. gather: batches of 256 windows (32 candles x 5 features, lookback 128) in equal-weighting epoch
    order from a 61-symbol x 20,000-candle synthetic universe, against one symbol's ``WindowSet``
    (20,000 candles) and against one 1,220,000-candle series; windows per second, one thread.
-3. memory: peak RSS (``ru_maxrss``) before and after building and gathering from the universe, next
-   to the bytes of the candle arrays (the frames' values and index) and of the universe's own arrays.
+3. memory: the universe window set's own arrays next to the bytes of the candle arrays (the frames'
+   values and index).
 
-4. train (``--train``, in a child process so its peak RSS is its own): ``fit`` on the 61 x 20,000
-   universe (default model: window 32, hidden 128,64, latent 8, batch 256) with proportional and
-   with equal weighting, against ``fit`` on one 20,000-candle symbol; windows/s over steps 20..220
-   (the first steps warm up), the equal sampler's per-epoch cost, and the child's peak RSS next to
-   the candle arrays (the frames are dropped once the window set is built, as ``train`` does).
-5. panel: ``encode_windows`` (gather + ``model.encode`` in chunks of 32,768) over every window of
-   that universe, windows/s end to end.
+4. train (``--train``; each weighting in its own child process, so its peak RSS is its own): what
+   ``betavae-np train --source DIR --epochs 1`` does, on 61 synthetic symbols x 20,000 hourly
+   candles written as CSV files first: ``bv.train(TrainConfig(source=DIR, ...))`` reads the files,
+   windows every symbol (each frame dropped once written), splits, trains one epoch of the default
+   model (window 32, hidden 128,64, latent 8, batch 256) and writes the records. The child reports
+   its RSS rise over its post-import, post-compile baseline at each stage and at the peak, next to
+   the candle arrays. Then training speed: ``fit`` on the universe's training windows against
+   ``fit`` on one 20,000-candle symbol, windows per wall second and per CPU second over steps
+   20..220, alternated three times (the load average is reported with it), and the CPU time of
+   gathering one random batch of 256 from each.
+5. panel: ``encode_windows`` (gather + encode in chunks) over every window of that universe on one
+   core (Numba and BLAS one thread each), windows per wall second and per CPU second (and the
+   gather alone per CPU second); the
+   arithmetic bound: the encoder's multiply-adds per window against this core's float32 ``matmul``
+   rate (a 2048^3 product, and one of the first layer's shape).
 
 Figures depend on the machine and on what else runs on it: quote them with the hardware line.
 """
@@ -29,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,10 +51,6 @@ sys.path.insert(0, str(HERE))
 
 H = 3_600_000
 T0 = 1_600_000_000_000 // H * H
-
-
-def rss_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
 
 
 def serve(n_symbols: int, n_candles: int, latency_ms: int = 0) -> None:
@@ -127,17 +130,14 @@ def bench_gather(n_symbols: int, n_candles: int) -> dict:
 
     w = Windower(window=32, lookback=128, interval="60")
     UniverseWindowSet.from_frames(w, synthetic_frames(2, 300))  # compile outside the measurement
-    rss0 = rss_peak_mb()
     frames = synthetic_frames(n_symbols, n_candles)
     candle_bytes = sum(df.to_numpy().nbytes + df.index.asi8.nbytes for df in frames.values())
-    rss_frames = rss_peak_mb()
     t0 = time.perf_counter()
     u = UniverseWindowSet.from_frames(w, frames)
     build_s = time.perf_counter() - t0
-    own_bytes = sum(a.nbytes for a in (u._raw, u._lo, u._hi, u._ends, u._times_ms, u._filled))
+    own_bytes = u.nbytes
     rng = np.random.default_rng(0)
     uni = windows_per_s(u, u.sampler("equal").epoch(rng))
-    rss_after = rss_peak_mb()
     one = w.windows(frames["S00USDT"])
     single = windows_per_s(one, rng.permutation(one.shape[0]))
     long_df = synthetic_frames(1, n_symbols * n_candles)["S00USDT"]
@@ -146,23 +146,24 @@ def bench_gather(n_symbols: int, n_candles: int) -> dict:
     return {"symbols": n_symbols, "candles": n_candles, "windows": u.shape[0], "build_s": build_s,
             "universe_wps": uni, "one_symbol_wps": single, "one_long_series_wps": long,
             "candle_mb": candle_bytes / 2**20, "universe_arrays_mb": own_bytes / 2**20,
-            "dense_windows_mb": u.shape[0] * u.shape[1] * 4 / 2**20,
-            "rss_start_mb": rss0, "rss_with_frames_mb": rss_frames, "rss_peak_mb": rss_after}
+            "dense_windows_mb": u.shape[0] * u.shape[1] * 4 / 2**20}
 
 
 class _Enough(Exception):
     pass
 
 
-def _fit_speed(model, ws, sampler=None, first: int = 20, last: int = 220) -> float:
-    """Windows/s of ``fit`` between optimisation steps ``first`` and ``last`` (then stopped)."""
+def _fit_speed(model, ws, sampler=None, first: int = 20, last: int = 220, cpu: bool = False) -> float:
+    """Windows/s of ``fit`` between optimisation steps ``first`` and ``last`` (then stopped); per CPU
+    second of this process with ``cpu`` (less sensitive to neighbours taking the core)."""
     import betavae_np as bv
 
     marks = {}
+    clock = time.process_time if cpu else time.perf_counter
 
     def on_batch(info):
         if info.step in (first, last):
-            marks[info.step] = time.perf_counter()
+            marks[info.step] = clock()
         if info.step >= last:
             raise _Enough
 
@@ -175,37 +176,148 @@ def _fit_speed(model, ws, sampler=None, first: int = 20, last: int = 220) -> flo
     return (last - first) * 256 / (marks[last] - marks[first])
 
 
-def bench_train(n_symbols: int, n_candles: int) -> dict:
-    """Child process: training and panel-encoding speed on a synthetic universe, and the peak RSS."""
-    import betavae_np as bv
-    from betavae_np.analysis.panel import encode_windows
-    from betavae_np.data import UniverseWindowSet, Windower
+def _gather_us(ws, batch: int = 256, batches: int = 400) -> float:
+    """CPU microseconds to gather one batch of random rows (best of 3 passes over ``batches``)."""
+    rows = np.random.default_rng(0).integers(0, ws.shape[0], batch * batches)
+    buf = np.empty((batch, ws.shape[1]), np.float32)
+    ws.gather(rows[:batch], buf)
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.process_time()
+        for lo in range(0, rows.size, batch):
+            ws.gather(rows[lo:lo + batch], buf)
+        best = min(best, (time.process_time() - c0) / batches * 1e6)
+    return best
 
-    w = Windower(window=32, lookback=128, interval="60")
-    cfg = bv.VAEConfig(n_input=160, hidden=(128, 64), n_latent=8)
-    warm = UniverseWindowSet.from_frames(w, synthetic_frames(2, 600))
-    _fit_speed(bv.BetaVAE(cfg, rng=0), warm, first=1, last=3)          # compile outside the measurement
-    rss0 = rss_peak_mb()
-    frames = synthetic_frames(n_symbols, n_candles)
-    candle_bytes = sum(df.to_numpy().nbytes + df.index.asi8.nbytes for df in frames.values())
-    rss_frames = rss_peak_mb()
-    one = w.windows(frames["S00USDT"])
-    u = UniverseWindowSet.from_frames(w, frames)
-    del frames                                                           # as train() does
+
+def _status_mb() -> dict:
+    """VmRSS and VmHWM (peak) of this process in MiB (Linux)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, val = line.split(":")
+                out[key] = int(val.split()[0]) / 1024.0
+    return out
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False when not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def write_universe(folder: str, n_symbols: int, n_candles: int) -> None:
+    """The synthetic universe as ``<SYMBOL>_1h.csv`` files (what ``train --source DIR`` reads)."""
+    for sym, df in synthetic_frames(n_symbols, n_candles).items():
+        df.to_csv(os.path.join(folder, f"{sym}_1h.csv"))
+
+
+def bench_train(folder: str, weighting: str, panel: bool) -> dict:
+    """Child process: ``train --source DIR --epochs 1`` with its RSS at every stage, then training
+    speed against one symbol and (``panel``) the panel encode and the matmul rate."""
+    import gc
+
+    import betavae_np as bv
+    from betavae_np.analysis.panel import encode_windows, panel_windows
+    from betavae_np.data import Windower, load_universe, read_candles_csv
+
+    warm = synthetic_frames(3, 700)
+    bv.train_on_universe(dict(warm), epochs=1, batch_size=64, seed=0, weighting=weighting)   # compile
+    gc.collect()
+    base = _status_mb()["VmRSS"]
+    peak_reset = _reset_peak()
+    stage, info = {}, {}
+
+    def at(name):
+        stage[name] = _status_mb()["VmRSS"] - base
+
+    def on_data(uni):
+        info["candle_mb"] = sum(df.to_numpy().nbytes + df.index.asi8.nbytes for df in uni.frames.values()) / 2**20
+        at("candles read")
+
+    def on_batch(b):
+        if b.step == 1:
+            at("first batch")
+
+    cfg = bv.TrainConfig(source=folder, epochs=1, seed=0, weighting=weighting)
     t0 = time.perf_counter()
-    equal = u.sampler("equal")
-    equal.epoch(np.random.default_rng(0))
-    sampler_s = time.perf_counter() - t0
-    out = {"windows": u.shape[0], "candle_mb": candle_bytes / 2**20, "sampler_epoch_s": sampler_s}
-    out["one_symbol_wps"] = _fit_speed(bv.BetaVAE(cfg, rng=0), one)
-    out["proportional_wps"] = _fit_speed(bv.BetaVAE(cfg, rng=0), u)
-    out["equal_wps"] = _fit_speed(bv.BetaVAE(cfg, rng=0), u, sampler=equal)
-    out["rss_train_mb"] = rss_peak_mb()
-    model = bv.BetaVAE(cfg, rng=0)
-    encode_windows(model, warm)
-    _, _, secs = encode_windows(model, u)
-    out["panel_wps"] = u.shape[0] / secs
-    out["rss_start_mb"], out["rss_frames_mb"], out["rss_peak_mb"] = rss0, rss_frames, rss_peak_mb()
+    res = bv.train(cfg, on_data=on_data, on_start=lambda plan: at("windowed and split"), on_batch=on_batch)
+    train_s = time.perf_counter() - t0
+    at("trained")
+    hwm = _status_mb()["VmHWM"] - base
+    out = {"weighting": weighting, "windows": res.records.split.windows, "train_windows": res.train.shape[0],
+           "candle_mb": info["candle_mb"], "window_set_mb": res.train.nbytes / 2**20, "stages_mb": stage,
+           "peak_mb": hwm if peak_reset else None, "train_s": train_s}
+    # training speed: the universe's training windows against one symbol, alternated
+    one = Windower(window=32, lookback=128, interval="60").windows(
+        read_candles_csv(os.path.join(folder, "S00USDT_1h.csv")))
+    vcfg = res.model.config
+    sampler = res.train.sampler("equal") if weighting == "equal" else None
+    t0 = time.perf_counter()
+    if sampler is not None:
+        sampler.epoch(np.random.default_rng(0))
+    out["sampler_epoch_s"] = time.perf_counter() - t0 if sampler is not None else None
+    pairs, cpu_pairs, loads = [], [], [os.getloadavg()[0]]
+    for _ in range(3):
+        for cpu, into in ((False, pairs), (True, cpu_pairs)):
+            w_one = _fit_speed(bv.BetaVAE(vcfg, rng=0), one, cpu=cpu)
+            w_uni = _fit_speed(bv.BetaVAE(vcfg, rng=0), res.train, sampler=sampler, cpu=cpu)
+            into.append((w_one, w_uni))
+        loads.append(os.getloadavg()[0])
+    out["speed_pairs"], out["cpu_speed_pairs"], out["loads"] = pairs, cpu_pairs, loads
+    out["gather_us"] = {"universe": _gather_us(res.train), "one": _gather_us(one)}
+    if panel:
+        model = res.model              # trained: its windowing record windows the panel
+        del res, one
+        gc.collect()
+        ws = panel_windows(model, load_universe(folder))
+        encode_windows(model, ws, chunk=64)
+        c0 = time.process_time()
+        _, _, secs = encode_windows(model, ws)
+        cpu = time.process_time() - c0
+        buf = np.empty((4096, ws.shape[1]), np.float32)
+        c0 = time.process_time()
+        for lo in range(0, ws.shape[0], 4096):
+            hi = min(lo + 4096, ws.shape[0])
+            ws.gather(np.arange(lo, hi), buf[:hi - lo])
+        out["panel_gather_cpu_s"] = time.process_time() - c0
+        out.update(panel_windows=ws.shape[0], panel_wall_s=secs, panel_cpu_s=cpu)
+        out.update(matmul_rates())
+        out["mac_per_window"] = encoder_macs(model)
+    return out
+
+
+def encoder_macs(model) -> int:
+    """Multiply-adds of one window through the encoder: hidden layers and the fused mu/logvar heads."""
+    sizes = [model.config.n_input, *model.config.hidden, 2 * model.config.n_latent]
+    return int(sum(a * b for a, b in zip(sizes[:-1], sizes[1:])))
+
+
+def matmul_rates() -> dict:
+    """This core's float32 matmul rate in GFLOP/s per wall and per CPU second (best of 5 each):
+    2048^3, and 4096 x 160 x 128 (the first encoder layer on a chunk)."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, (m, k, n) in (("sgemm_2048", (2048, 2048, 2048)), ("sgemm_layer1", (4096, 160, 128))):
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        c = np.empty((m, n), np.float32)
+        reps = max(1, int(2e9 // (2 * m * k * n)))
+        np.matmul(a, b, out=c)
+        wall = cpu = float("inf")
+        for _ in range(5):
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(reps):
+                np.matmul(a, b, out=c)
+            wall = min(wall, (time.perf_counter() - t0) / reps)
+            cpu = min(cpu, (time.process_time() - c0) / reps)
+        out[name] = 2 * m * k * n / wall / 1e9
+        out[name + "_cpu"] = 2 * m * k * n / max(cpu, 1e-9) / 1e9
     return out
 
 
@@ -213,7 +325,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     ap.add_argument("--train", action="store_true", help="only the training and panel benchmarks (4, 5)")
-    ap.add_argument("--train-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--train-child", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--serve", nargs=3, type=int, metavar=("SYMBOLS", "CANDLES", "LATENCY_MS"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -224,12 +336,15 @@ def main() -> None:
     if args.train_child:
         import json
 
-        print(json.dumps(bench_train(*args.train_child)))
+        folder, weighting, panel = args.train_child
+        print(json.dumps(bench_train(folder, weighting, panel == "1")))
         return
     from conftest import hardware_info
 
     print("hardware: " + "; ".join(f"{k}={v}" for k, v in hardware_info().items()))
     if args.train:
+        print("(--train runs in child processes with NUMBA_NUM_THREADS, OPENBLAS_NUM_THREADS, OMP_NUM_THREADS "
+              "and MKL_NUM_THREADS set to 1)")
         report_train(*((4, 2_000) if args.quick else (61, 20_000)))
         return
     for latency in (0, 50):   # a bare loopback, and 50 ms per answer as a stand-in for a real round trip
@@ -242,31 +357,54 @@ def main() -> None:
           f"built in {g['build_s']:.2f} s): universe {g['universe_wps'] / 1e6:.2f} M windows/s, "
           f"one symbol {g['one_symbol_wps'] / 1e6:.2f} M/s, one {g['symbols'] * g['candles']:,}-candle "
           f"series {g['one_long_series_wps'] / 1e6:.2f} M/s")
-    print(f"memory: candle arrays {g['candle_mb']:.0f} MB, universe arrays {g['universe_arrays_mb']:.0f} MB "
-          f"(all windows dense would be {g['dense_windows_mb']:.0f} MB); peak RSS {g['rss_start_mb']:.0f} MB "
-          f"before the frames, {g['rss_with_frames_mb']:.0f} MB with them, {g['rss_peak_mb']:.0f} MB after "
-          f"building and gathering (+{g['rss_peak_mb'] - g['rss_with_frames_mb']:.0f} MB = "
-          f"{(g['rss_peak_mb'] - g['rss_with_frames_mb']) / g['candle_mb']:.2f}x the candle arrays)")
+    print(f"memory: candle arrays {g['candle_mb']:.1f} MiB, universe window set {g['universe_arrays_mb']:.1f} MiB "
+          f"({g['universe_arrays_mb'] / g['candle_mb']:.2f}x; all windows dense would be "
+          f"{g['dense_windows_mb']:.0f} MiB); the RSS of a training run: --train")
+
+
+ONE_THREAD = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1"}
 
 
 def report_train(n_symbols: int, n_candles: int) -> None:
     import json
 
-    res = subprocess.run([sys.executable, __file__, "--train-child", str(n_symbols), str(n_candles)],
-                         capture_output=True, text=True, check=True)
-    t = json.loads(res.stdout.strip().splitlines()[-1])
-    print(f"train, batch 256, window 32, hidden 128,64, latent 8, NUMBA_NUM_THREADS=1: {n_symbols} symbols x "
-          f"{n_candles:,} candles ({t['windows']:,} windows): proportional {t['proportional_wps']:,.0f} windows/s, "
-          f"equal {t['equal_wps']:,.0f} windows/s; one symbol {t['one_symbol_wps']:,.0f} windows/s "
-          f"(universe/one: {t['proportional_wps'] / t['one_symbol_wps']:.2f}, "
-          f"{t['equal_wps'] / t['one_symbol_wps']:.2f}); equal sampler {t['sampler_epoch_s']:.2f} s per epoch")
-    print(f"train memory: candle arrays {t['candle_mb']:.0f} MB; child peak RSS {t['rss_start_mb']:.0f} MB after "
-          f"imports and compiling, {t['rss_frames_mb']:.0f} MB with the synthetic frames made, "
-          f"{t['rss_train_mb']:.0f} MB after windowing, dropping the frames and training "
-          f"(+{t['rss_train_mb'] - t['rss_start_mb']:.0f} MB = "
-          f"{(t['rss_train_mb'] - t['rss_start_mb']) / t['candle_mb']:.2f}x the candle arrays, the making of the "
-          f"frames included), {t['rss_peak_mb']:.0f} MB after encoding the panel")
-    print(f"panel: gather + encode of all {t['windows']:,} windows: {t['panel_wps']:,.0f} windows/s")
+    with tempfile.TemporaryDirectory() as folder:
+        write_universe(folder, n_symbols, n_candles)
+        env = {**os.environ, **ONE_THREAD}
+        runs = []
+        for weighting in ("proportional", "equal"):
+            res = subprocess.run([sys.executable, __file__, "--train-child", folder, weighting,
+                                  "1" if weighting == "proportional" else "0"],
+                                 capture_output=True, text=True, check=True, env=env)
+            runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    for t in runs:
+        cb = t["candle_mb"]
+        stages = ", ".join(f"{k} +{v:.0f}" for k, v in t["stages_mb"].items())
+        peak = "not measurable here" if t["peak_mb"] is None else f"+{t['peak_mb']:.0f} MiB = {t['peak_mb'] / cb:.2f}x"
+        print(f"train --source DIR --epochs 1 --weighting {t['weighting']}: {n_symbols} symbols x {n_candles:,} "
+              f"candles ({t['windows']:,} windows, {t['train_windows']:,} for training) in {t['train_s']:.0f} s; "
+              f"candle arrays {cb:.1f} MiB, window set {t['window_set_mb']:.1f} MiB; RSS over the post-import "
+              f"baseline (MiB): {stages}; peak {peak} the candle arrays")
+        for key, unit in (("speed_pairs", "windows/s"), ("cpu_speed_pairs", "windows per CPU second")):
+            ratios = [u / o for o, u in t[key]]
+            print(f"  fit {unit}, one symbol vs universe ({t['weighting']}), alternated: "
+                  + "; ".join(f"{o:,.0f} vs {u:,.0f}" for o, u in t[key])
+                  + f" -> universe/one {min(ratios):.2f}..{max(ratios):.2f} (median {sorted(ratios)[1]:.2f})")
+        print(f"  gather of a random batch of 256 (CPU): universe {t['gather_us']['universe']:.0f} us, one symbol "
+              f"{t['gather_us']['one']:.0f} us")
+        print(f"  load average {' '.join(f'{x:.1f}' for x in t['loads'])}"
+              + ("" if t["sampler_epoch_s"] is None else f"; equal sampler {t['sampler_epoch_s']:.2f} s per epoch"))
+    t = runs[0]
+    n, macs = t["panel_windows"], t["mac_per_window"]
+    print(f"panel, one core: gather + encode of all {n:,} windows: {n / t['panel_wall_s']:,.0f} windows/s "
+          f"(wall), {n / t['panel_cpu_s']:,.0f} per CPU second; the gather alone {n / t['panel_gather_cpu_s']:,.0f} "
+          f"per CPU second")
+    best = max(t["sgemm_2048"], t["sgemm_2048_cpu"])
+    print(f"  bound: {macs:,} multiply-adds per window; 2M windows/s needs {4 * macs / 1e3:.1f} GFLOP/s; this "
+          f"core's float32 matmul: {t['sgemm_2048']:.0f} GFLOP/s per wall second ({t['sgemm_2048_cpu']:.0f} per CPU "
+          f"second) for 2048^3, {t['sgemm_layer1']:.0f} ({t['sgemm_layer1_cpu']:.0f}) for 4096x160x128: the dense "
+          f"layers alone allow at most {best * 1e9 / (2 * macs):,.0f} windows/s")
 
 
 if __name__ == "__main__":

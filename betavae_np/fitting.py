@@ -312,7 +312,7 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
     # same stream as per-step draws, without a Python call per step
     blk_rows = batch_size * max(1, 4096 // batch_size)
     ebuf = np.empty((blk_rows, cfg.n_latent), dtype=dtype)        # (steps * B, n_latent) noise
-    perm = np.arange(n, dtype=np.int64)
+    perm = np.arange(n, dtype=np.int64) if sampler is None else None   # a sampler gives its own rows
     per_epoch = -(-n // batch_size)
     total = epochs * per_epoch
     kl_acc = np.zeros(cfg.n_latent)

@@ -294,9 +294,11 @@ def train_on_universe(universe, cfg: TrainConfig | None = None, *, on_batch=None
     on_notice : callable(str), optional
         Told about symbols skipped because no window fits them.
     release : bool
-        Empty ``universe.frames`` once the windows are built, so the candles are held once (in the
-        window set's arrays) while training. :func:`train` does; a caller's own frames are kept by
-        default.
+        Empty ``universe.frames`` while the windows are built (each symbol's frame dropped once its
+        candles are written), so the candles are never held twice in full. :func:`train` does; a
+        caller's own :class:`~betavae_np.data.universe.Universe` keeps its frames by default (frames
+        given as a mapping are copied into a universe of this call's own, which is always emptied;
+        the caller's mapping is not touched).
 
     Returns
     -------
@@ -324,16 +326,16 @@ def train_on_universe(universe, cfg: TrainConfig | None = None, *, on_batch=None
     cfg = TrainConfig() if cfg is None else cfg
     if settings:
         cfg = dataclasses.replace(cfg, **settings)
-    if not isinstance(universe, Universe):
+    own = not isinstance(universe, Universe)   # frames given: the universe (validated copies) is ours to empty
+    if own:
         universe = load_universe(universe, interval=cfg.interval, on_notice=on_notice)
     windower = Windower(window=cfg.window, lookback=cfg.lookback, gaps=cfg.gaps, interval=universe.interval,
                         representation=cfg.features)
-    allw = universe.windows(windower, on_notice=on_notice)
+    symbols = universe.symbols
+    allw = universe.windows(windower, on_notice=on_notice, release=release or own)
     skipped = dict(universe.skipped)
-    skipped.update({s: "no window fits its candles" for s in universe.symbols if s not in allw.symbols})
+    skipped.update({s: "no window fits its candles" for s in symbols if s not in allw.symbols})
     origin = universe.source
-    if release:
-        universe.frames.clear()
     n = allw.shape[0]
     cutoff = None
     if cfg.val_fraction > 0:
@@ -349,7 +351,7 @@ def train_on_universe(universe, cfg: TrainConfig | None = None, *, on_batch=None
     # each symbol's latest window (the last of its block), and the latest of all as the reference
     last = np.cumsum(allw.counts) - 1
     ref = allw.gather(last)
-    ends = allw.end_times[last]
+    ends = allw.end_times_of(last)
     refs = {s: ReferenceWindow(end_time=ends[k].isoformat(), window=tuple(ref[k].tolist()))
             for k, s in enumerate(allw.symbols)}
     latest = int(np.argmax(ends.asi8))
@@ -362,12 +364,12 @@ def train_on_universe(universe, cfg: TrainConfig | None = None, *, on_batch=None
     provenance = Provenance(source="universe", interval=universe.interval, rows=rows,
                             start=min(starts) if starts else None, end=max(stops) if stops else None,
                             extra={"symbols": len(allw.symbols), "origin": origin})
-    t_end = train_set.end_times
     model.records = _records(
         fitted, windower, cfg, provenance=provenance, reference=refs[allw.symbols[latest]],
         split=Split(val_fraction=cfg.val_fraction, windows=n, train=train_set.shape[0],
-                    validation=0 if val is None else val.shape[0], train_end=t_end.max().isoformat(),
-                    validation_start=None if val is None else val.end_times.min().isoformat()),
+                    validation=0 if val is None else val.shape[0],
+                    train_end=train_set.end_time_range()[1].isoformat(),
+                    validation_start=None if val is None else val.end_time_range()[0].isoformat()),
         universe=UniverseRecord(symbols=tuple(allw.symbols), provenance=prov_all, source=origin,
                                 weighting=cfg.weighting, cutoff=None if cutoff is None else cutoff.isoformat(),
                                 windows={s: {"train": int(t_counts[k]), "validation": int(v_counts[k])}

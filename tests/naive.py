@@ -459,3 +459,20 @@ def ref_tc_terms(mu, logvar, z, N, estimator):
     condx = lq[np.arange(B), np.arange(B)].sum(axis=1)
     logpz = (-0.5 * (LOG_2PI + z ** 2)).sum(axis=1)
     return (condx - logqz).mean(), (logqz - logprod).mean(), (logprod - logpz).mean()
+
+
+# --- universe window sets: scales kept as positions -----------------------------------------------
+
+def ref_group_extrema(raw, group, ends, lookback, n_groups):
+    """(lo, hi), each (len(ends), n_groups): min and max of ``raw[t-lookback+1 .. t, f]`` over the
+    columns ``f`` of each group, for every window end ``t`` (straight from the definition)."""
+    raw = np.asarray(raw, dtype=np.float64)
+    group = np.asarray(group)
+    lo = np.empty((len(ends), n_groups))
+    hi = np.empty((len(ends), n_groups))
+    for j, t in enumerate(ends):
+        past = raw[t - lookback + 1:t + 1]
+        for g in range(n_groups):
+            lo[j, g] = past[:, group == g].min()
+            hi[j, g] = past[:, group == g].max()
+    return lo, hi

@@ -22,7 +22,7 @@ _EXPORTS = {
     "load_sample": ".sample",
     "Windower": ".windows",
     "WindowSet": ".windows",
-    "UniverseWindowSet": ".window_set",
+    "UniverseWindowSet": ".universe_set",
     "REPRESENTATIONS": ".features",
     "RETURN_FEATURES": ".features",
     "EpochSampler": ".sampler",

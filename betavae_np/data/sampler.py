@@ -83,7 +83,7 @@ class EpochSampler:
         self.counts = counts
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.n = int(self.offsets[-1])
-        self._perm = np.arange(self.n, dtype=np.int64)
+        self._perm = None   # proportional: the persistent permutation, made at the first epoch
 
     def __len__(self) -> int:
         return self.n
@@ -93,6 +93,8 @@ class EpochSampler:
         read it before the next call, do not modify it)."""
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         if self.weighting == "proportional":
+            if self._perm is None:
+                self._perm = np.arange(self.n, dtype=np.int64)
             rng.shuffle(self._perm)
             return self._perm
         present = np.flatnonzero(self.counts)

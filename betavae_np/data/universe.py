@@ -3,7 +3,7 @@
 ``load_universe("../shared/data/bybit_perp_1h")`` reads every ``<SYMBOL>_<interval>.csv`` (or
 ``<SYMBOL>.csv``) with :func:`~betavae_np.data.frame.read_candles_csv`; ``load_universe({"BTCUSDT":
 df, ...})`` takes frames. :meth:`Universe.windows` windows each symbol on its own with one
-:class:`~betavae_np.data.windows.Windower` into a :class:`~betavae_np.data.window_set.UniverseWindowSet`.
+:class:`~betavae_np.data.windows.Windower` into a :class:`~betavae_np.data.universe_set.UniverseWindowSet`.
 Bad input is one sentence each: an empty universe, mixed intervals, a symbol given twice; a symbol
 with too few candles is skipped with a notice, not an error.
 """
@@ -85,7 +85,7 @@ class Universe:
         """Candles over all symbols."""
         return int(sum(len(df) for df in self.frames.values()))
 
-    def windows(self, windower=None, *, on_notice: Callable[[str], None] | None = None):
+    def windows(self, windower=None, *, on_notice: Callable[[str], None] | None = None, release: bool = False):
         """Every symbol windowed and normalised on its own with the same windower.
 
         Parameters
@@ -95,6 +95,10 @@ class Universe:
         on_notice : callable(str), optional
             Told about each symbol skipped because no window fits (too few candles, or none
             between its gaps).
+        release : bool
+            Empty :attr:`frames` while windowing, each symbol's frame dropped as soon as its candles
+            are in the window set, so the candles are never held twice in full (what
+            :func:`betavae_np.train` does). The universe then has no frames left.
 
         Returns
         -------
@@ -107,7 +111,7 @@ class Universe:
         DataError
             No symbol has a single window.
         """
-        from .window_set import UniverseWindowSet
+        from .universe_set import UniverseWindowSet
         from .windows import Windower
 
         if windower is None:
@@ -123,7 +127,11 @@ class Universe:
             if on_notice is not None:
                 on_notice(msg)
 
-        return UniverseWindowSet.from_frames(windower, self.frames, on_notice=told, provenance=self.provenance)
+        out = UniverseWindowSet.from_frames(windower, self.frames, on_notice=told, provenance=self.provenance,
+                                            release=release)
+        if release:
+            self.frames.clear()   # the skipped symbols' frames too
+        return out
 
 
 def load_universe(source, *, interval=None, symbols=None,
