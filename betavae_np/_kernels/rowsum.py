@@ -7,16 +7,19 @@ same kernel freshly compiled were seen to differ this way). Without reassociatio
 scalar (about 5x slower at 256 terms). :func:`row_sum` writes the vector code itself: ``W``
 lanes (8 float32, 4 float64) accumulate ``X[r, k]`` for ``k = lane, lane + W, ...`` in order,
 the lanes are added as a pairwise tree, then the tail ``k >= W floor(n / W)`` one by one. The
-instructions carry no fast-math flags, so every compilation gives the same bits.
+instructions carry no fast-math flags (they live in a ``JIT_EXACT`` kernel: an intrinsic inlined
+into a fast-math caller would take the caller's flags), so every compilation gives the same bits.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
+
+from ..config import JIT_EXACT
 
 __all__ = ["row_sum", "lanes_for"]
 
@@ -81,8 +84,15 @@ def _row_sum(typingctx, X, r, n):
     return dt(X, r, n), codegen
 
 
+@njit(**JIT_EXACT)
+def _row_sum_exact(X, r, n):  # pragma: no cover - compiled
+    """The intrinsic in a function of its own without fast-math flags: Numba gives an inlined
+    intrinsic's instructions the caller's flags, and reassociation would reorder the lanes."""
+    return _row_sum(X, r, n)
+
+
 @overload(row_sum)
 def _row_sum_typed(X, r, n):
     if isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C":
-        return lambda X, r, n: _row_sum(X, r, n)
+        return lambda X, r, n: _row_sum_exact(X, r, n)
     return None
