@@ -12,9 +12,11 @@ Alternating blocks within one process makes a shared machine's load hit both ali
 ``--tcvae`` also times this checkout's beta-TCVAE step (MWS, dataset size 4096) and prints its
 ratio to this checkout's beta-VAE step.
 
-``--threads`` is Numba's thread count (the chunks of a split batch); BLAS runs on one thread
-during the timed steps, as :func:`betavae_np.fit` runs it with the compiled engine (BLAS's own
-threads inside the parallel chunks would oversubscribe the cores).
+``--threads`` is Numba's thread count (the chunks of a split batch and the TC-VAE stage's row
+blocks); BLAS runs on one thread during the timed steps, as :func:`betavae_np.fit` runs it with
+the compiled engine (BLAS's own threads inside the parallel chunks would oversubscribe the
+cores). ``--clock cpu`` times by process CPU time: on a shared machine with ``--threads 1`` it
+leaves out the time the process waited for a core.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="256,32")
     ap.add_argument("--tcvae", action="store_true")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: the process's CPU time (with --threads 1 it ignores time spent "
+                         "descheduled on a busy machine; with more threads it counts spinning)")
     args = ap.parse_args()
     if args.base is None and not args.tcvae:
         ap.error("give --base (A/B against another checkout) and/or --tcvae")
@@ -78,8 +83,9 @@ def main() -> None:
         run(10)                                   # compile / load the cache
         return run
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     print("hardware:", hardware_info(), "numba threads:", args.threads, "blas threads: 1",
-          "load:", os.getloadavg())
+          "clock:", args.clock, "load:", os.getloadavg())
     with blas_threads(1):                         # as fit() runs the compiled engine
         for B in (int(b) for b in args.batches.split(",")):
             runs = {"new": stepper(new, B)}
@@ -90,9 +96,9 @@ def main() -> None:
             times = {k: [] for k in runs}
             for _ in range(args.blocks):
                 for k, run in runs.items():
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     run(args.steps)
-                    times[k].append((time.perf_counter() - t0) / args.steps * 1e6)
+                    times[k].append((clock() - t0) / args.steps * 1e6)
             med = {k: statistics.median(v) for k, v in times.items()}
             line = f"batch {B:4d}: new {med['new']:8.1f} us/step"
             if old is not None:

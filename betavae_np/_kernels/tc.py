@@ -20,18 +20,21 @@ component ``(mu_k, logvar_k)``.
 
 Computation
 -----------
-O(B^2 L) time, O(B L) memory, in the model's dtype (float32 runs 8 SIMD lanes on AVX2). Per
-evaluation row ``i`` (:func:`tc_rows`), one pass over the components ``k`` per dimension computes
-``l[i,k,j]`` (contiguous in ``k``: the components are stored dimension-major), its exponential
-(:func:`.fastexp.fexp`, vectorised), the joint sums ``sum_j l``, and the per-dimension sums; a
-second pass accumulates the gradients with the softmax weights it just made (nothing is
-recomputed in the backward, which only weighs and adds, :func:`tc_grad`). The joint logsumexp
-is shifted by its maximum; the per-dimension ones by the row's own component (``k = i``, known
-before the pass, so every sum is at least 1 and no separate pass for the maximum is needed); a
-row whose sums overflow that way (a spread of log densities beyond ~88 nats in float32) is
-redone with the maximum as the shift. The rows are split into ``nb`` blocks (the step's chunks) that run on
-separate threads, each with its own accumulators, summed in block order afterwards: results do
-not depend on the thread count.
+O(B^2 L) time, O(B L) memory (:func:`tc_shape`: 165 KiB at B = 256, L = 8 in float32, made once
+per workspace), in the model's dtype (float32 runs 8 SIMD lanes on AVX2). Per evaluation row
+``i`` (:func:`tc_rows`), one pass over the components ``k`` per dimension computes ``l[i,k,j]``
+(contiguous in ``k``: the components are stored dimension-major), its exponential
+(:func:`.fastexp.fexp`, vectorised) and the joint sums ``sum_j l``; a second pass accumulates the
+gradient terms with the softmax weights just made (nothing is recomputed in the backward, which
+only weighs and adds, :func:`tc_grad`). Each logsumexp is shifted by the row's own component
+(``k = i``, known before the pass, so every sum is at least 1 and no pass for the maximum is
+needed); a row whose sums overflow that way (log densities spread beyond ~88 nats in float32) is
+redone with the maximum as the shift. Sums over ``k`` go through :func:`.rowsum.row_sum` (a fixed
+lane order) and the loops that call it are compiled without reassociation, so the bits do not
+depend on how LLVM vectorised a copy of the kernel (a cached and a freshly compiled step agree).
+The rows are split into ``nb`` blocks (the step's chunks) that run on separate threads, each with
+its own accumulators, summed in block order afterwards: results do not depend on the thread
+count.
 
 Gradients, with ``d = (z_ij - mu_kj) exp(-logvar_kj)``: ``dl/dz_ij = -d``, ``dl/dmu_kj = d``,
 ``dl/dlogvar_kj = (d (z_ij - mu_kj) - 1) / 2``; the softmax weights ``P[i,k]`` (joint) and
@@ -42,7 +45,8 @@ addressed by rows (a row is a contiguous vector over components ``k`` or rows ``
 :func:`_rows`): shared ``MU, LV, IV = exp(-logvar), CC = -(log 2 pi + logvar) / 2, HH = -IV / 2``,
 ``Z`` and ``GZQ, GZP`` (the z-gradients of the two log-means), L rows each, dimension-major
 (``MU[j, k]``, ``Z[j, i]``); ``RT`` 3 rows: per evaluation row the MI, TC and dimension-wise KL
-terms; then per block ``T`` (L + 4 rows) the row's exponentials and three rows of scratch,
+terms; then per block ``T`` (L + 4 rows) the row's exponentials, then scratch rows: the joint
+log densities, the two z-gradient terms before their sums, the joint exponentials;
 ``GQM, GQV, GPM, GPV`` (L rows each) the mu- and (twice the) logvar-gradients, and rows ``w, a``
 (B,), ``s`` (L + 1,), ``m, z`` (L,).
 """
