@@ -476,3 +476,22 @@ def ref_group_extrema(raw, group, ends, lookback, n_groups):
             lo[j, g] = past[:, group == g].min()
             hi[j, g] = past[:, group == g].max()
     return lo, hi
+
+
+def ref_row_sum(x, lanes):
+    """The order :func:`betavae_np._kernels.rowsum.row_sum` promises, with plain loops: lane
+    ``v`` adds ``x[v], x[v + lanes], ...`` over the full groups of ``lanes``, the lanes are added
+    pairwise (0+1, 2+3, ..., then those sums pairwise), then the tail one by one, all in the
+    dtype of ``x``."""
+    t = x.dtype.type
+    n = x.shape[0]
+    full = n // lanes * lanes
+    acc = [t(0.0)] * lanes
+    for k in range(full):
+        acc[k % lanes] = t(acc[k % lanes] + x[k])
+    while len(acc) > 1:
+        acc = [t(acc[i] + acc[i + 1]) for i in range(0, len(acc), 2)]
+    s = acc[0]
+    for k in range(full, n):
+        s = t(s + x[k])
+    return s

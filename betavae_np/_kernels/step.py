@@ -46,8 +46,17 @@ from numba import njit, prange
 from ..config import JIT_PARALLEL, JIT_SERIAL
 from .dense import act_backward_bias, bias_act, col_sum
 from .gemm import NO_TRANS, TRANS, gemm
-from .loss import GAUSSIAN_LEARNED, KIND, LS_OFF, RECON, TCVAE, kl_block, recon_block, sigma_weights
-from .tc import tc_forward, tc_gather, tc_grad
+from .loss import (
+    GAUSSIAN_LEARNED,
+    KIND,
+    LS_OFF,
+    RECON,
+    TCVAE,
+    kl_block,
+    recon_block,
+    sigma_weights,
+)
+from .tc import tc_gather, tc_grad, tc_prepare, tc_rows, tc_terms
 from .vae import heads_backward, heads_sample
 
 __all__ = ["forward_pass", "backward_pass", "loss_stage", "loss_grad", "sigma_grad", "forward_chunks", "backward_chunks",
@@ -256,9 +265,10 @@ def loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, c
     """The batch-wide loss stage over the chunks' buffers; returns the batch-mean ``(recon, kl)``.
 
     Writes ``dloss/dx_hat`` over each chunk's ``x_hat``, the learned log-sigma's gradient into
-    ``gls`` (n_input,) float64, and for beta-TCVAE the estimator's values (``terms[2:5]``, MI,
-    TC, dimension-wise KL) and unweighted gradients (in ``tcb``, :mod:`.tc`). Block sums are
-    combined in chunk order, so results do not depend on threads.
+    ``gls`` (n_input,) float64, and for beta-TCVAE gathers the batch into ``tcb`` and prepares
+    it (:func:`.tc.tc_prepare`); the estimator's rows follow (:func:`.tc.tc_rows` per block, on
+    the chunks' threads, then :func:`.tc.tc_terms`). Block sums are combined in chunk order, so
+    results do not depend on threads.
     """
     B = X.shape[0]
     L = klp.shape[1]
@@ -289,7 +299,7 @@ def loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, c
     terms[0] = recon
     terms[1] = kl
     if lc[KIND] == TCVAE:
-        tc_forward(lc, lw, B, L, tcb, terms)
+        tc_prepare(B, L, n_chunks, tcb)
     return recon, kl
 
 
@@ -325,8 +335,15 @@ def forward_chunks(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_per_
     """
     for c in prange(n_chunks):
         _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap, iw)
-    return loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, cap,
-                      n_chunks, sw, gls, tcb, terms)
+    recon, kl = loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, cap,
+                           n_chunks, sw, gls, tcb, terms)
+    if lc[KIND] == TCVAE:
+        B = X.shape[0]
+        L = eps.shape[1]
+        for c in prange(n_chunks):
+            tc_rows(c, n_chunks, lc, lw, B, L, tcb)
+        tc_terms(B, L, tcb, terms)
+    return recon, kl
 
 
 @njit(**JIT_SERIAL)
@@ -335,8 +352,15 @@ def forward_chunks_seq(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_
     """:func:`forward_chunks` with the chunks one after the other (same results, bit for bit)."""
     for c in range(n_chunks):
         _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap, iw)
-    return loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, cap,
-                      n_chunks, sw, gls, tcb, terms)
+    recon, kl = loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, cap,
+                           n_chunks, sw, gls, tcb, terms)
+    if lc[KIND] == TCVAE:
+        B = X.shape[0]
+        L = eps.shape[1]
+        for c in range(n_chunks):
+            tc_rows(c, n_chunks, lc, lw, B, L, tcb)
+        tc_terms(B, L, tcb, terms)
+    return recon, kl
 
 
 @njit(**JIT_SERIAL)
@@ -350,15 +374,16 @@ def _backward_chunk(c, n_chunks, params, g, tab, n_enc, act, X, eps, beta, acts,
 
 
 @njit(**JIT_SERIAL)
-def loss_grad(lc, lw, beta, B, tcb, G):  # pragma: no cover - compiled
+def loss_grad(lc, lw, beta, B, nb, tcb, G):  # pragma: no cover - compiled
     """The loss stage's gradient w.r.t. ``[z | mu | logvar]`` for the backward; returns the weight
     of the closed-form KL that :func:`.vae.heads_backward` applies.
 
     beta-TCVAE: ``G`` (B, 3L) = ``alpha dMI + beta dTC + gamma dKL_dim`` (:func:`.tc.tc_grad`) and
-    no closed-form KL; beta-VAE: ``G`` is not read and the KL weight is ``beta``.
+    no closed-form KL; beta-VAE: ``G`` is not read and the KL weight is ``beta``. ``nb``: the
+    number of row blocks the estimator ran in (the step's chunks).
     """
     if lc[KIND] == TCVAE:
-        tc_grad(lw, beta, B, G.shape[1] // 3, tcb, G)
+        tc_grad(lw, beta, B, G.shape[1] // 3, nb, tcb, G)
         return 0.0
     return beta
 
@@ -385,7 +410,7 @@ def backward_chunks(params, grads, gparts, tab, n_enc, act, X, eps, beta, acts, 
     """
     B = X.shape[0]
     add = lc[KIND] == TCVAE
-    c_kl = loss_grad(lc, lw, beta, B, tcb, G)
+    c_kl = loss_grad(lc, lw, beta, B, n_chunks, tcb, G)
     if n_chunks == 1:
         _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, c_kl, acts, dpre, zs, tmp,
                         cap, iw, G, add)
@@ -408,7 +433,7 @@ def backward_chunks_seq(params, grads, gparts, tab, n_enc, act, X, eps, beta, ac
     """:func:`backward_chunks` with the chunks one after the other (same results, bit for bit)."""
     B = X.shape[0]
     add = lc[KIND] == TCVAE
-    c_kl = loss_grad(lc, lw, beta, B, tcb, G)
+    c_kl = loss_grad(lc, lw, beta, B, n_chunks, tcb, G)
     if n_chunks == 1:
         _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, c_kl, acts, dpre, zs, tmp,
                         cap, iw, G, add)

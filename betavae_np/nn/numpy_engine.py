@@ -12,7 +12,7 @@ import numpy as np
 
 from .._kernels.dense import act_backward_bias, bias_act, col_sum
 from .._kernels.loss import GAUSSIAN_LEARNED, KIND, RECON, TCVAE, kl_block, recon_block, sigma_weights
-from .._kernels.step import loss_grad, sigma_grad
+from .._kernels.step import loss_grad, n_chunks_for, sigma_grad
 from .._kernels.tc import tc_forward, tc_gather
 from .._kernels.vae import heads_backward, heads_sample
 from .workspace import Workspace
@@ -97,7 +97,7 @@ def forward(model, ws: Workspace, X: np.ndarray, eps: np.ndarray, B: int) -> tup
     ws.terms[1] = kl
     if lc[KIND] == TCVAE:
         tc_gather(ws.tcb, B, model._n_latent, 0, H, p.Z)
-        tc_forward(lc, ws.lw, B, model._n_latent, ws.tcb, ws.terms)
+        tc_forward(lc, ws.lw, B, model._n_latent, n_chunks_for(B), ws.tcb, ws.terms)
     ws.last_plan = p
     return recon, kl
 
@@ -108,7 +108,7 @@ def backward(model, ws: Workspace, beta: float, glayers: list, dX: np.ndarray | 
     :func:`forward` (``dX`` (B, n_input) too when given); ``beta`` the step's scheduled weight."""
     p = ws.last_plan
     G = ws.G[:p.B]
-    c_kl = loss_grad(ws.lc, ws.lw, float(beta), p.B, ws.tcb, G)
+    c_kl = loss_grad(ws.lc, ws.lw, float(beta), p.B, n_chunks_for(p.B), ws.tcb, G)
     sigma_grad(ws.lc, ws.gls, grads)
     X = ws.last_X
     act = model._act

@@ -122,7 +122,8 @@ class Workspace:
         """The loss spec and the loss stage's buffers (:mod:`betavae_np._kernels.loss`, ``.tc``)."""
         from .. import losses
         from .._kernels.loss_codes import N_DATA
-        from .._kernels.tc import tc_size
+        from .._kernels.step import n_chunks_for
+        from .._kernels.tc import tc_shape
         loss = losses.default() if loss is None else loss
         if not isinstance(loss, losses.Loss):
             raise ConfigError(f"loss must be a betavae_np.losses spec (BetaVAE or TCVAE), got "
@@ -140,7 +141,8 @@ class Workspace:
         tc = isinstance(loss, losses.TCVAE)
         self.sw = np.zeros(n if loss.learn_sigma else 0, np.float64)       # exp(-2 log sigma)
         self.gls = np.zeros(n if loss.learn_sigma else 0, np.float64)      # d/dlog sigma
-        self.tcb = np.zeros(tc_size(capacity, L) if tc else 0, np.float64)  # TC-VAE scratch
+        # TC-VAE scratch in the model dtype (tc_shape: 165 KiB at batch 256, 8 latents, float32)
+        self.tcb = np.zeros(tc_shape(capacity, L, n_chunks_for(capacity)) if tc else (0, 0), dtype)
         self.G = np.zeros((capacity if tc else 0, 3 * L), dtype)          # dloss/d[z|mu|logvar]
         self.terms = np.zeros(8, np.float64)       # recon, kl, mi, tc, kl_dim of the last batch
 
