@@ -170,15 +170,13 @@ class SyntheticMarket:
         streams = self._block_streams(rng, n)
         w = self.windower
         cols = np.asarray(self._cols, dtype=np.int64)
-        G = int(w._group.max()) + 1
 
         def block(b):
             a = b * OBS_BLOCK
             m = min(OBS_BLOCK, n - a)
             e, u, z = self._draws(streams[b], m, L)
-            work, gmin, gmax = np.empty(W * cols.size), np.empty(G), np.empty(G)
             synth_windows(out[a:a + m], e, u, z, params[a:a + m], bounds, np.log(100.0), cols, w._group,
-                          w._modes, w.log_volume, work, gmin, gmax)
+                          w._modes, w.log_volume, np.empty(W * cols.size))
 
         workers = min(len(streams), os.cpu_count() or 1)
         if workers <= 1:

@@ -60,10 +60,9 @@ def test_synth_windows_kernel_matches_reference(features):
     bounds = np.array([0, 28], dtype=np.int64)
     w = Windower(12, lookback=40, features=features)
     cols = np.array([("open", "high", "low", "close", "volume").index(f) for f in features])
-    G = int(w._group.max()) + 1
     comp = np.empty((6, 12 * len(features)), dtype=np.float32)
     synth_windows(comp, e, u, z, params, bounds, np.log(100.0), cols, w._group, w._modes, True,
-                  np.empty(12 * len(features)), np.empty(G), np.empty(G))
+                  np.empty(12 * len(features)))
     ref = ref_synth_windows(e, u, z, params, bounds, np.log(100.0), VOL_NOISE, features, 12)
     np.testing.assert_allclose(comp, ref, rtol=0, atol=1e-6)  # np.exp and libm's exp may differ by an ulp
 

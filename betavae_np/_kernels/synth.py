@@ -105,27 +105,28 @@ def synth_candles(out, e, u, z, params, bounds, logp0):
 
 
 @njit(**JIT_EXACT)
-def synth_windows(out, e, u, z, params, bounds, logp0, cols, group, modes, log_volume, work, gmin, gmax):
+def synth_windows(out, e, u, z, params, bounds, logp0, cols, group, modes, log_volume, work):
     """out (n, window*F) float32 <- the min-max window ending at the last of ``L`` candles of each series.
 
     Row ``i`` equals ``Windower(window, lookback=L, features).transform`` on the candles
     :func:`synth_candles` writes for series ``i``, last row, bit for bit (the same helpers, the
-    same scale formula), without storing the series: one pass over its candles keeps each scale
-    group's min and max over all ``L`` candles (the lookback) and the features of the last
-    ``window`` candles, then scales those.
+    same scale formula), without storing the series: one pass over its candles keeps the min and
+    max of the prices and of the volume over all ``L`` candles (the lookback) and the features of
+    the last ``window`` candles, then scales those.
 
     e, u, z, params, bounds, logp0 : as :func:`synth_candles`.
     cols : (F,) int64 each window feature's column in OHLCV order (0 open .. 4 volume).
-    group : (F,) int64 each feature's scale group; modes : (G,) int64 each group's scale mode.
+    group : (F,) int64 each feature's scale group (the prices share one, the volume has its own);
+    modes : (G,) int64 each group's scale mode.
     log_volume : bool, ``log1p`` on the volume column.
-    work : (window*F,) float64 scratch; gmin, gmax : (G,) float64 scratch.
+    work : (window*F,) float64 scratch.
 
     Notes
     -----
-    Before the window only candidates for a group's extremes are exponentiated. Every feature is
-    an increasing function of a key: a price is ``exp(key)`` of its log price, the volume increases
-    with ``log(volume level) + VOL_NOISE * z``. A feature whose key exceeds the group's running
-    minimum key by more than :data:`CANDIDATE_TOL` (1e-6) has a computed value larger than the
+    Before the window only candidates for an extreme are exponentiated. Every feature is an
+    increasing function of a key: a price is ``exp(key)`` of its log price, the volume increases
+    with ``log(volume level) + VOL_NOISE * z``. A feature whose key exceeds the running minimum key
+    of its group by more than :data:`CANDIDATE_TOL` (1e-6) has a computed value larger than the
     value of the minimum key's feature (relative gap ~1e-6 against rounding errors of ~1e-15), so
     it cannot be the group's minimum; likewise for the maximum. The min and max are taken exactly
     over the values of the remaining candidates, hence equal those over all candles.
@@ -134,26 +135,27 @@ def synth_windows(out, e, u, z, params, bounds, logp0, cols, group, modes, log_v
     S = bounds.shape[0]
     F = cols.shape[0]
     W = out.shape[1] // F
-    G = gmin.shape[0]
     first = L - W
-    kmin = np.empty(G)
-    kmax = np.empty(G)
-    # which OHLCV columns are features, and the group of prices / volume (-1: none)
-    has = np.zeros(5, dtype=np.bool_)
-    gp = -1
-    gv = -1
+    tol = CANDIDATE_TOL
+    has_o = has_h = has_l = has_c = has_v = False
+    gp = 0
+    gv = 0
     for f in range(F):
-        has[cols[f]] = True
-        if cols[f] < 4:
-            gp = group[f]
-        else:
+        k = cols[f]
+        has_o = has_o or k == 0
+        has_h = has_h or k == 1
+        has_l = has_l or k == 2
+        has_c = has_c or k == 3
+        if k == 4:
+            has_v = True
             gv = group[f]
+        else:
+            gp = group[f]
+    has_p = has_o or has_h or has_l or has_c
     for i in range(n):
-        for g in range(G):
-            gmin[g] = np.inf
-            gmax[g] = -np.inf
-            kmin[g] = np.inf
-            kmax[g] = -np.inf
+        # running extremes: keys (log space) and exact values, prices (p) and volume (v)
+        kpmin = kvmin = pmin = vmin = np.inf
+        kpmax = kvmax = pmax = vmax = -np.inf
         x = 0.0
         lo = logp0
         s = 0
@@ -165,38 +167,59 @@ def synth_windows(out, e, u, z, params, bounds, logp0, cols, group, modes, log_v
                 drift, sigma, vol, phi, sq, wick = _segment(params, i, s)
                 lv = math.log(vol)
             x, lc, lh, ll = _log_candle(t, x, lo, e[i, t], u[i, t], drift, sigma, phi, sq, wick)
-            inwin = t >= first
-            if not inwin:
-                # fast path: this candle's extreme keys per group; nothing near a running extreme
-                # means no feature of it can be a group's min or max (see Notes)
-                near = False
-                if gp >= 0:
-                    pmin = np.inf
-                    pmax = -np.inf
-                    if has[0]:
-                        pmin = min(pmin, lo)
-                        pmax = max(pmax, lo)
-                    if has[1]:
-                        pmin = min(pmin, lh)
-                        pmax = max(pmax, lh)
-                    if has[2]:
-                        pmin = min(pmin, ll)
-                        pmax = max(pmax, ll)
-                    if has[3]:
-                        pmin = min(pmin, lc)
-                        pmax = max(pmax, lc)
-                    near = pmin <= kmin[gp] + CANDIDATE_TOL or pmax >= kmax[gp] - CANDIDATE_TOL
-                    kmin[gp] = min(kmin[gp], pmin)
-                    kmax[gp] = max(kmax[gp], pmax)
-                if gv >= 0:
-                    vkey = lv + _volume_arg(z[i, t])
-                    near = near or vkey <= kmin[gv] + CANDIDATE_TOL or vkey >= kmax[gv] - CANDIDATE_TOL
-                    kmin[gv] = min(kmin[gv], vkey)
-                    kmax[gv] = max(kmax[gv], vkey)
-                if not near:
-                    lo = lc
-                    continue
-            for f in range(F):
+            va = _volume_arg(z[i, t])
+            if t < first:
+                # before the window: only the key extremes move, unless a key of this candle is
+                # near one; then its features near an extreme are candidates (see Notes)
+                near_p = False
+                if has_p:
+                    cmin = np.inf
+                    cmax = -np.inf
+                    if has_o:
+                        cmin = min(cmin, lo)
+                        cmax = max(cmax, lo)
+                    if has_h:
+                        cmin = min(cmin, lh)
+                        cmax = max(cmax, lh)
+                    if has_l:
+                        cmin = min(cmin, ll)
+                        cmax = max(cmax, ll)
+                    if has_c:
+                        cmin = min(cmin, lc)
+                        cmax = max(cmax, lc)
+                    near_p = cmin <= kpmin + tol or cmax >= kpmax - tol
+                    # the extremes now include this candle's keys: the extreme key itself still passes
+                    kpmin = min(kpmin, cmin)
+                    kpmax = max(kpmax, cmax)
+                if near_p:
+                    for k in range(4):
+                        if k == 0:
+                            arg = lo
+                            use = has_o
+                        elif k == 1:
+                            arg = lh
+                            use = has_h
+                        elif k == 2:
+                            arg = ll
+                            use = has_l
+                        else:
+                            arg = lc
+                            use = has_c
+                        if use and (arg <= kpmin + tol or arg >= kpmax - tol):
+                            val = _value(k, arg, vol, log_volume)
+                            pmin = min(pmin, val)
+                            pmax = max(pmax, val)
+                if has_v:
+                    vkey = lv + va
+                    if vkey <= kvmin + tol or vkey >= kvmax - tol:
+                        val = _value(4, va, vol, log_volume)
+                        vmin = min(vmin, val)
+                        vmax = max(vmax, val)
+                    kvmin = min(kvmin, vkey)
+                    kvmax = max(kvmax, vkey)
+                lo = lc
+                continue
+            for f in range(F):  # the window: every feature
                 k = cols[f]
                 if k == 0:
                     arg = lo
@@ -207,26 +230,20 @@ def synth_windows(out, e, u, z, params, bounds, logp0, cols, group, modes, log_v
                 elif k == 3:
                     arg = lc
                 else:
-                    arg = _volume_arg(z[i, t])
-                key = lv + arg if k == 4 else arg
-                g = group[f]
-                # kmin/kmax already hold this candle's keys (fast path) or are updated after: the
-                # test against a running extreme that includes the feature itself keeps it too
-                if inwin or key <= kmin[g] + CANDIDATE_TOL or key >= kmax[g] - CANDIDATE_TOL:
-                    val = _value(k, arg, vol, log_volume)
-                    if val < gmin[g]:
-                        gmin[g] = val
-                    if val > gmax[g]:
-                        gmax[g] = val
-                    if inwin:
-                        work[(t - first) * F + f] = val
-                if key < kmin[g]:
-                    kmin[g] = key
-                if key > kmax[g]:
-                    kmax[g] = key
+                    arg = va
+                val = _value(k, arg, vol, log_volume)
+                if k == 4:
+                    vmin = min(vmin, val)
+                    vmax = max(vmax, val)
+                else:
+                    pmin = min(pmin, val)
+                    pmax = max(pmax, val)
+                work[(t - first) * F + f] = val
             lo = lc
         for f in range(F):
-            g = group[f]
-            shift, mul, add, cmin, cmax = _scale_params(gmin[g], gmax[g], modes[g])
+            if cols[f] == 4:
+                shift, mul, add, cmn, cmx = _scale_params(vmin, vmax, modes[gv])
+            else:
+                shift, mul, add, cmn, cmx = _scale_params(pmin, pmax, modes[gp])
             for k in range(W):
-                out[i, k * F + f] = np.float32(_scale_value(work[k * F + f], shift, mul, add, cmin, cmax))
+                out[i, k * F + f] = np.float32(_scale_value(work[k * F + f], shift, mul, add, cmn, cmx))
