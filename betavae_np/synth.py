@@ -159,7 +159,7 @@ class SyntheticMarket:
         -----
         Observations come in blocks of :data:`OBS_BLOCK`; block ``b`` draws its series' random
         numbers (normal ``e``, uniform ``u``, normal ``z``, each (block, lookback)) from child ``b`` of
-        ``SeedSequence(rng.integers(2**63))``. Blocks run on the cores (the draws and the compiled
+        ``SeedSequence(rng.integers(0, 2**63 - 1))``. Blocks run on the cores (the draws and the compiled
         kernel release the GIL); the observations do not depend on the number of cores.
         """
         rng = _rng(self.seed if rng is None else rng)
@@ -176,7 +176,7 @@ class SyntheticMarket:
             m = min(OBS_BLOCK, n - a)
             e, u, z = self._draws(streams[b], m, L)
             synth_windows(out[a:a + m], e, u, z, params[a:a + m], bounds, np.log(100.0), cols, w._group,
-                          w._modes, w.log_volume, np.empty(W * cols.size))
+                          w._modes, w.log_volume, np.empty(W * cols.size), np.empty((L - W, 7)))
 
         workers = min(len(streams), os.cpu_count() or 1)
         if workers <= 1:

@@ -62,7 +62,7 @@ def test_synth_windows_kernel_matches_reference(features):
     cols = np.array([("open", "high", "low", "close", "volume").index(f) for f in features])
     comp = np.empty((6, 12 * len(features)), dtype=np.float32)
     synth_windows(comp, e, u, z, params, bounds, np.log(100.0), cols, w._group, w._modes, True,
-                  np.empty(12 * len(features)))
+                  np.empty(12 * len(features)), np.empty((40 - 12, 7)))
     ref = ref_synth_windows(e, u, z, params, bounds, np.log(100.0), VOL_NOISE, features, 12)
     np.testing.assert_allclose(comp, ref, rtol=0, atol=1e-6)  # np.exp and libm's exp may differ by an ulp
 

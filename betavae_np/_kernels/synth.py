@@ -105,31 +105,33 @@ def synth_candles(out, e, u, z, params, bounds, logp0):
 
 
 @njit(**JIT_EXACT)
-def synth_windows(out, e, u, z, params, bounds, logp0, cols, group, modes, log_volume, work):
+def synth_windows(out, e, u, z, params, bounds, logp0, cols, group, modes, log_volume, work, keys):
     """out (n, window*F) float32 <- the min-max window ending at the last of ``L`` candles of each series.
 
     Row ``i`` equals ``Windower(window, lookback=L, features).transform`` on the candles
     :func:`synth_candles` writes for series ``i``, last row, bit for bit (the same helpers, the
-    same scale formula), without storing the series: one pass over its candles keeps the min and
-    max of the prices and of the volume over all ``L`` candles (the lookback) and the features of
-    the last ``window`` candles, then scales those.
+    same scale formula), without storing the candles: one pass over a series keeps the features
+    of the last ``window`` candles and the log keys of the earlier ones, whose extremes are then
+    found exactly (see Notes); the window is scaled by the min and max of the prices and of the
+    volume over all ``L`` candles (the lookback).
 
     e, u, z, params, bounds, logp0 : as :func:`synth_candles`.
     cols : (F,) int64 each window feature's column in OHLCV order (0 open .. 4 volume).
     group : (F,) int64 each feature's scale group (the prices share one, the volume has its own);
     modes : (G,) int64 each group's scale mode.
     log_volume : bool, ``log1p`` on the volume column.
-    work : (window*F,) float64 scratch.
+    work : (window*F,) float64 scratch; keys : (L - window, 7) float64 scratch.
 
     Notes
     -----
     Before the window only candidates for an extreme are exponentiated. Every feature is an
     increasing function of a key: a price is ``exp(key)`` of its log price, the volume increases
-    with ``log(volume level) + VOL_NOISE * z``. A feature whose key exceeds the running minimum key
-    of its group by more than :data:`CANDIDATE_TOL` (1e-6) has a computed value larger than the
-    value of the minimum key's feature (relative gap ~1e-6 against rounding errors of ~1e-15), so
-    it cannot be the group's minimum; likewise for the maximum. The min and max are taken exactly
-    over the values of the remaining candidates, hence equal those over all candles.
+    with ``log(volume level) + VOL_NOISE * z``. A feature whose key exceeds the minimum key of its
+    group (over those candles) by more than :data:`CANDIDATE_TOL` (1e-6) has a computed value
+    larger than the value of the minimum key's feature (relative gap ~1e-6 against rounding
+    errors of ~1e-15), so it cannot be the group's minimum; likewise for the maximum. The min and
+    max are taken exactly over the values of the remaining candidates and of the window's
+    features, hence equal those over all candles.
     """
     n, L = e.shape
     S = bounds.shape[0]
@@ -137,23 +139,18 @@ def synth_windows(out, e, u, z, params, bounds, logp0, cols, group, modes, log_v
     W = out.shape[1] // F
     first = L - W
     tol = CANDIDATE_TOL
-    has_o = has_h = has_l = has_c = has_v = False
+    has = np.zeros(5, dtype=np.bool_)
     gp = 0
     gv = 0
     for f in range(F):
-        k = cols[f]
-        has_o = has_o or k == 0
-        has_h = has_h or k == 1
-        has_l = has_l or k == 2
-        has_c = has_c or k == 3
-        if k == 4:
-            has_v = True
+        has[cols[f]] = True
+        if cols[f] == 4:
             gv = group[f]
         else:
             gp = group[f]
-    has_p = has_o or has_h or has_l or has_c
+    has_p = has[0] or has[1] or has[2] or has[3]
     for i in range(n):
-        # running extremes: keys (log space) and exact values, prices (p) and volume (v)
+        # key extremes of the candles before the window; exact value extremes, prices and volume
         kpmin = kvmin = pmin = vmin = np.inf
         kpmax = kvmax = pmax = vmax = -np.inf
         x = 0.0
@@ -169,77 +166,63 @@ def synth_windows(out, e, u, z, params, bounds, logp0, cols, group, modes, log_v
             x, lc, lh, ll = _log_candle(t, x, lo, e[i, t], u[i, t], drift, sigma, phi, sq, wick)
             va = _volume_arg(z[i, t])
             if t < first:
-                # before the window: only the key extremes move, unless a key of this candle is
-                # near one; then its features near an extreme are candidates (see Notes)
-                near_p = False
-                if has_p:
-                    cmin = np.inf
-                    cmax = -np.inf
-                    if has_o:
-                        cmin = min(cmin, lo)
-                        cmax = max(cmax, lo)
-                    if has_h:
-                        cmin = min(cmin, lh)
-                        cmax = max(cmax, lh)
-                    if has_l:
-                        cmin = min(cmin, ll)
-                        cmax = max(cmax, ll)
-                    if has_c:
-                        cmin = min(cmin, lc)
-                        cmax = max(cmax, lc)
-                    near_p = cmin <= kpmin + tol or cmax >= kpmax - tol
-                    # the extremes now include this candle's keys: the extreme key itself still passes
-                    kpmin = min(kpmin, cmin)
-                    kpmax = max(kpmax, cmax)
-                if near_p:
-                    for k in range(4):
-                        if k == 0:
-                            arg = lo
-                            use = has_o
-                        elif k == 1:
-                            arg = lh
-                            use = has_h
-                        elif k == 2:
-                            arg = ll
-                            use = has_l
-                        else:
-                            arg = lc
-                            use = has_c
-                        if use and (arg <= kpmin + tol or arg >= kpmax - tol):
-                            val = _value(k, arg, vol, log_volume)
-                            pmin = min(pmin, val)
-                            pmax = max(pmax, val)
-                if has_v:
-                    vkey = lv + va
-                    if vkey <= kvmin + tol or vkey >= kvmax - tol:
-                        val = _value(4, va, vol, log_volume)
+                # keys (lo, lh, ll, lc: log prices; va, log level + va, level): extremes only
+                keys[t, 0] = lo
+                keys[t, 1] = lh
+                keys[t, 2] = ll
+                keys[t, 3] = lc
+                keys[t, 4] = va
+                keys[t, 5] = lv + va
+                keys[t, 6] = vol
+                if has[2]:
+                    kpmin = min(kpmin, ll)      # low <= open, close, high
+                elif has[0] or has[3]:
+                    kpmin = min(kpmin, min(lo, lc) if has[0] and has[3] else (lo if has[0] else lc))
+                else:
+                    kpmin = min(kpmin, lh)
+                if has[1]:
+                    kpmax = max(kpmax, lh)      # high >= open, close, low
+                elif has[0] or has[3]:
+                    kpmax = max(kpmax, max(lo, lc) if has[0] and has[3] else (lo if has[0] else lc))
+                else:
+                    kpmax = max(kpmax, ll)
+                kvmin = min(kvmin, lv + va)
+                kvmax = max(kvmax, lv + va)
+            else:
+                for f in range(F):  # the window: every feature
+                    k = cols[f]
+                    if k == 0:
+                        arg = lo
+                    elif k == 1:
+                        arg = lh
+                    elif k == 2:
+                        arg = ll
+                    elif k == 3:
+                        arg = lc
+                    else:
+                        arg = va
+                    val = _value(k, arg, vol, log_volume)
+                    if k == 4:
                         vmin = min(vmin, val)
                         vmax = max(vmax, val)
-                    kvmin = min(kvmin, vkey)
-                    kvmax = max(kvmax, vkey)
-                lo = lc
-                continue
-            for f in range(F):  # the window: every feature
-                k = cols[f]
-                if k == 0:
-                    arg = lo
-                elif k == 1:
-                    arg = lh
-                elif k == 2:
-                    arg = ll
-                elif k == 3:
-                    arg = lc
-                else:
-                    arg = va
-                val = _value(k, arg, vol, log_volume)
-                if k == 4:
-                    vmin = min(vmin, val)
-                    vmax = max(vmax, val)
-                else:
-                    pmin = min(pmin, val)
-                    pmax = max(pmax, val)
-                work[(t - first) * F + f] = val
+                    else:
+                        pmin = min(pmin, val)
+                        pmax = max(pmax, val)
+                    work[(t - first) * F + f] = val
             lo = lc
+        # the candidates before the window: features whose key is near a key extreme
+        for t in range(first):
+            if has_p:
+                for k in range(4):
+                    a = keys[t, k]
+                    if has[k] and (a <= kpmin + tol or a >= kpmax - tol):
+                        val = _value(k, a, 0.0, log_volume)
+                        pmin = min(pmin, val)
+                        pmax = max(pmax, val)
+            if has[4] and (keys[t, 5] <= kvmin + tol or keys[t, 5] >= kvmax - tol):
+                val = _value(4, keys[t, 4], keys[t, 6], log_volume)
+                vmin = min(vmin, val)
+                vmax = max(vmax, val)
         for f in range(F):
             if cols[f] == 4:
                 shift, mul, add, cmn, cmx = _scale_params(vmin, vmax, modes[gv])
