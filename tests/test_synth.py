@@ -164,6 +164,23 @@ def test_synth_factors_shape_the_candles():
     np.testing.assert_allclose([body(stats[4][0]), body(stats[4][1])], [0.1, 0.9], rtol=1e-4)  # ratio set in log prices
 
 
+def test_synth_observations_show_the_factors():
+    """The windows (what the metrics see) move with trend, volume level and body ratio."""
+    m = SyntheticMarket(seed=0)
+    F = len(m.windower.features)
+
+    def windows(j, level):
+        f = np.tile([3, 2, 2, 2, 2], (500, 1))
+        f[:, j] = level
+        return m.sample_observations_from_factors(f, j).reshape(500, -1, F)  # (n, window, OHLCV)
+
+    move = lambda w: np.mean(w[:, -1, 3] - w[:, 0, 0])  # last close - first open, scaled
+    assert move(windows(0, 0)) < 0 < move(windows(0, 6))
+    assert windows(2, 0)[:, :, 4].mean() + 0.2 < windows(2, 4)[:, :, 4].mean()
+    ratio = lambda w: np.median(np.abs(w[:, :, 3] - w[:, :, 0]) / np.maximum(w[:, :, 1] - w[:, :, 2], 1e-9))
+    assert ratio(windows(4, 0)) < 0.2 < 0.8 < ratio(windows(4, 4))
+
+
 def test_synth_rejects_bad_settings_and_factors():
     with pytest.raises(ConfigError):
         SyntheticMarket(grids={"colour": (1, 2)})
