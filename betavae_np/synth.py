@@ -9,14 +9,17 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from ._kernels.synth import VOL_NOISE, synth_candles
+from ._kernels.synth import VOL_NOISE, synth_candles, synth_windows
 from .data.frame import OHLCV, frame_from_arrays
 from .data.windows import Windower
 from .exceptions import ConfigError, InputError
 
-__all__ = ["SyntheticMarket", "FACTOR_GRIDS", "REFERENCE", "VOL_NOISE"]
+__all__ = ["SyntheticMarket", "FACTOR_GRIDS", "REFERENCE", "VOL_NOISE", "OBS_BLOCK"]
 
 #: Each factor's grid of values (the factor's integer value indexes its grid).
 #: trend: drift of the log return per candle; volatility: sd of the log return per candle;
@@ -36,8 +39,10 @@ REFERENCE = {"trend": 0.0, "volatility": 0.01, "volume": 1000.0, "momentum": 0.0
 #: First candle's open time of generated frames (hourly candles from here).
 _EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 _HOUR_MS = 3_600_000
-#: Series generated per Windower call (bounds the work memory).
-_CHUNK = 2048
+#: Observations per random stream of :meth:`SyntheticMarket.sample_observations_from_factors` (a
+#: block of observations is drawn from one child generator, blocks run on threads). Part of the
+#: stream's definition: changing it changes the observations a seed gives.
+OBS_BLOCK = 1024
 
 
 def _rng(rng) -> np.random.Generator:
@@ -141,29 +146,45 @@ class SyntheticMarket:
         ----------
         factors : array_like of int, shape (n, num_factors)
         rng : numpy.random.Generator or int, optional
+            Gives one integer, the entropy of the call's child streams (see Notes).
 
         Returns
         -------
         ndarray of float32, shape (n, window * n_features)
             Row ``i`` is the last window of a fresh series of ``lookback`` candles with factors
-            ``factors[i]``, cut by :attr:`windower` (:meth:`~betavae_np.data.Windower.last_windows`:
-            bit for bit the window :meth:`~betavae_np.data.Windower.transform` gives on that series).
+            ``factors[i]``: bit for bit what :attr:`windower`'s
+            :meth:`~betavae_np.data.Windower.transform` gives on that series (its last row).
+
+        Notes
+        -----
+        Observations come in blocks of :data:`OBS_BLOCK`; block ``b`` draws its series' random
+        numbers (normal ``e``, uniform ``u``, normal ``z``, each (block, lookback)) from child ``b`` of
+        ``SeedSequence(rng.integers(0, 2**63 - 1))``. Blocks run on the cores (the draws and the compiled
+        kernel release the GIL); the observations do not depend on the number of cores.
         """
         rng = _rng(self.seed if rng is None else rng)
         values = self.factor_values(factors)  # (n, 5)
         n, L, W = values.shape[0], self.windower.lookback, self.windower.window
         out = np.empty((n, self.windower.n_input), dtype=np.float32)
-        if self.reference and L > W:
-            ref = np.array([REFERENCE[k] for k in self.factor_names])
-            bounds = np.array([0, L - W], dtype=np.int64)
+        params, bounds = self._observation_params(values)
+        streams = self._block_streams(rng, n)
+        w = self.windower
+        cols = np.asarray(self._cols, dtype=np.int64)
+
+        def block(b):
+            a = b * OBS_BLOCK
+            m = min(OBS_BLOCK, n - a)
+            e, u, z = self._draws(streams[b], m, L)
+            synth_windows(out[a:a + m], e, u, z, params[a:a + m], bounds, np.log(100.0), cols, w._group,
+                          w._modes, w.log_volume, np.empty(W * cols.size), np.empty((L - W, 7)))
+
+        workers = min(len(streams), os.cpu_count() or 1)
+        if workers <= 1:
+            for b in range(len(streams)):
+                block(b)
         else:
-            ref, bounds = None, np.array([0], dtype=np.int64)
-        for a in range(0, n, _CHUNK):
-            v = values[a:a + _CHUNK]
-            m = v.shape[0]
-            params = v[:, None, :] if ref is None else np.stack([np.broadcast_to(ref, v.shape), v], axis=1)
-            candles = self._generate(np.ascontiguousarray(params), bounds, m, L, rng)  # (m, L, 5)
-            out[a:a + m] = self.windower.last_windows(candles[:, :, self._cols])
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(block, range(len(streams))))
         return out
 
     def sample_observations(self, num: int, rng=None) -> np.ndarray:
@@ -218,10 +239,28 @@ class SyntheticMarket:
         return df
 
     # -- internals ---------------------------------------------------------------------------------
+    def _observation_params(self, values):
+        """Per-observation segment parameters (n, S, 5) and segment starts (S,) for factor values (n, 5)."""
+        L, W = self.windower.lookback, self.windower.window
+        if self.reference and L > W:
+            ref = np.array([REFERENCE[k] for k in self.factor_names])
+            params = np.stack([np.broadcast_to(ref, values.shape), values], axis=1)
+            return np.ascontiguousarray(params), np.array([0, L - W], dtype=np.int64)
+        return np.ascontiguousarray(values[:, None, :]), np.array([0], dtype=np.int64)
+
+    @staticmethod
+    def _block_streams(rng, n) -> list:
+        """The child generators of a call on ``n`` observations: one per block of :data:`OBS_BLOCK`."""
+        seq = np.random.SeedSequence(int(rng.integers(0, 2**63 - 1)))
+        return [np.random.default_rng(s) for s in seq.spawn(-(-int(n) // OBS_BLOCK))]
+
+    @staticmethod
+    def _draws(rng, n, L):
+        """The random numbers of ``n`` series of ``L`` candles: e, u, z (n, L) float64, in this order."""
+        return rng.standard_normal((n, L)), rng.random((n, L)), rng.standard_normal((n, L))
+
     def _generate(self, params, bounds, n, L, rng) -> np.ndarray:
-        e = rng.standard_normal((n, L))
-        u = rng.random((n, L))
-        z = rng.standard_normal((n, L))
+        e, u, z = self._draws(rng, n, L)
         out = np.empty((n, L, 5))
         synth_candles(out, e, u, z, params, bounds, np.log(100.0))
         return out

@@ -297,6 +297,15 @@ def ref_synth_candles(e, u, z, params, bounds, logp0, vol_noise):
     return out
 
 
+def ref_synth_windows(e, u, z, params, bounds, logp0, vol_noise, features, window, log_volume=True):
+    """The window ending at the last candle of each synthetic series (n, window*F) float32: the
+    candles of :func:`ref_synth_candles`, then :func:`ref_windows` with the whole series as lookback."""
+    cols = [("open", "high", "low", "close", "volume").index(f) for f in features]
+    candles = ref_synth_candles(e, u, z, params, bounds, logp0, vol_noise)
+    L = e.shape[1]
+    return np.concatenate([ref_windows(c[:, cols], window, L, features, log_volume, ends=[L - 1]) for c in candles])
+
+
 def ref_mutual_info(x, y):
     """I(x; y) in nats of two label sequences, from the definition with dictionaries."""
     from collections import Counter

@@ -181,9 +181,10 @@ def test_factor_vae_score_runs_on_the_synthetic_market():
     from betavae_np.synth import SyntheticMarket
 
     m = SyntheticMarket(seed=0)
-    r = metrics.factor_vae_score(m, lambda X: X[:, -5:], rng=0, batch_size=16, num_train=50, num_eval=20,
-                                 num_variance_estimate=200)
+    kw = dict(rng=0, batch_size=16, num_train=50, num_eval=20, num_variance_estimate=200)
+    r = metrics.factor_vae_score(m, lambda X: X[:, -5:], **kw)
     assert 0.0 <= r["eval_accuracy"] <= 1.0 and r["num_active_dims"] >= 1
+    assert r == metrics.factor_vae_score(SyntheticMarket(seed=0), lambda X: X[:, -5:], **kw)  # a seed, the same votes
 
 
 def test_beta_vae_score_identity_high():

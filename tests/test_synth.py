@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from betavae_np._kernels.synth import VOL_NOISE, synth_candles
+import betavae_np.synth as synth_mod
+from betavae_np._kernels.synth import VOL_NOISE, synth_candles, synth_windows
 from betavae_np.data import Windower, frame_from_arrays
 from betavae_np.exceptions import ConfigError, InputError
-from betavae_np.synth import FACTOR_GRIDS, SyntheticMarket
-from naive import ref_synth_candles
+from betavae_np.synth import FACTOR_GRIDS, OBS_BLOCK, SyntheticMarket
+from naive import ref_synth_candles, ref_synth_windows
 
 
 def _draws(n, L, seed):
@@ -50,21 +51,65 @@ def test_synth_is_reproducible_and_seed_dependent():
     assert not np.array_equal(X1, X3)
 
 
+@pytest.mark.parametrize("features", [("open", "high", "low", "close", "volume"), ("close", "volume"),
+                                      ("volume",), ("high", "low")])
+def test_synth_windows_kernel_matches_reference(features):
+    e, u, z = _draws(6, 40, 2)
+    rng = np.random.default_rng(3)
+    params = np.stack([rng.choice(g, size=(6, 2)) for g in FACTOR_GRIDS.values()], axis=2)
+    bounds = np.array([0, 28], dtype=np.int64)
+    w = Windower(12, lookback=40, features=features)
+    cols = np.array([("open", "high", "low", "close", "volume").index(f) for f in features])
+    comp = np.empty((6, 12 * len(features)), dtype=np.float32)
+    synth_windows(comp, e, u, z, params, bounds, np.log(100.0), cols, w._group, w._modes, True,
+                  np.empty(12 * len(features)), np.empty((40 - 12, 7)))
+    ref = ref_synth_windows(e, u, z, params, bounds, np.log(100.0), VOL_NOISE, features, 12)
+    np.testing.assert_allclose(comp, ref, rtol=0, atol=1e-6)  # np.exp and libm's exp may differ by an ulp
+
+
+def _regenerate(m, factors, seed):
+    """The candles behind sample_observations_from_factors(factors, seed): each block's own stream."""
+    streams = m._block_streams(np.random.default_rng(seed), factors.shape[0])
+    params, bounds = m._observation_params(m.factor_values(factors))
+    return np.concatenate([m._generate(params[b * OBS_BLOCK:(b + 1) * OBS_BLOCK], bounds,
+                                       min(OBS_BLOCK, factors.shape[0] - b * OBS_BLOCK), m.windower.lookback, g)
+                           for b, g in enumerate(streams)])
+
+
 def test_synth_windows_are_the_windowers_last_windows():
     """Each observation equals Windower.transform's last row on its own series (bit for bit)."""
     m = SyntheticMarket(seed=0)
-    f = m.sample_factors(4, np.random.default_rng(0))
+    f = m.sample_factors(OBS_BLOCK + 76, np.random.default_rng(0))  # two blocks
     X = m.sample_observations_from_factors(f, np.random.default_rng(1))
-    # regenerate the same series: same draws in the same order
-    rng = np.random.default_rng(1)
-    vals = m.factor_values(f)
-    L, W = m.windower.lookback, m.windower.window
-    ref = np.array([0.0, 0.01, 1000.0, 0.0, 0.5])
-    params = np.stack([np.broadcast_to(ref, vals.shape), vals], axis=1)
-    candles = m._generate(np.ascontiguousarray(params), np.array([0, L - W]), 4, L, rng)
-    for i in range(4):
+    candles = _regenerate(m, f, 1)
+    np.testing.assert_array_equal(X, m.windower.last_windows(candles))
+    L = m.windower.lookback
+    for i in (0, 5, OBS_BLOCK, OBS_BLOCK + 75):
         df = frame_from_arrays(np.arange(L) * 3_600_000, candles[i])
         np.testing.assert_array_equal(X[i], Windower(32, lookback=128).transform(df)[-1])
+
+
+@pytest.mark.parametrize("reference", [True, False])
+@pytest.mark.parametrize("features", [("open", "high", "low", "close", "volume"), ("close", "volume"),
+                                      ("volume",), ("open", "low")])
+def test_synth_windows_scales_are_exact_near_ties(features, reference):
+    """Scales from candidate extremes only equal the full min-max, also when features nearly tie
+    (no wicks, near-zero returns: most candles are candidates)."""
+    grids = {"volatility": (1e-12, 1e-7, 0.01), "body": (1.0, 0.999999, 0.5), "volume": (1e-3, 1.0, 1e6)}
+    m = SyntheticMarket(seed=0, features=features, reference=reference, grids=grids)
+    f = m.sample_factors(600, np.random.default_rng(2))
+    X = m.sample_observations_from_factors(f, 9)
+    candles = _regenerate(m, f, 9)
+    np.testing.assert_array_equal(X, m.windower.last_windows(candles[:, :, m._cols]))
+
+
+def test_synth_observations_do_not_depend_on_the_cores(monkeypatch):
+    m = SyntheticMarket(seed=0)
+    f = m.sample_factors(2 * OBS_BLOCK + 3, np.random.default_rng(0))
+    many = m.sample_observations_from_factors(f, 5)
+    monkeypatch.setattr(synth_mod.os, "cpu_count", lambda: 1)
+    np.testing.assert_array_equal(many, m.sample_observations_from_factors(f, 5))
+    assert m.sample_observations_from_factors(f[:0], 5).shape == (0, m.windower.n_input)
 
 
 def test_windower_last_windows_equals_transform_rows():
@@ -117,6 +162,23 @@ def test_synth_factors_shape_the_candles():
     assert ac(r(stats[3][0])) < -0.4 and ac(r(stats[3][1])) > 0.4
     body = lambda c: np.median(np.abs(c[:, 3] - c[:, 0]) / (c[:, 1] - c[:, 2]))
     np.testing.assert_allclose([body(stats[4][0]), body(stats[4][1])], [0.1, 0.9], rtol=1e-4)  # ratio set in log prices
+
+
+def test_synth_observations_show_the_factors():
+    """The windows (what the metrics see) move with trend, volume level and body ratio."""
+    m = SyntheticMarket(seed=0)
+    F = len(m.windower.features)
+
+    def windows(j, level):
+        f = np.tile([3, 2, 2, 2, 2], (500, 1))
+        f[:, j] = level
+        return m.sample_observations_from_factors(f, j).reshape(500, -1, F)  # (n, window, OHLCV)
+
+    move = lambda w: np.mean(w[:, -1, 3] - w[:, 0, 0])  # last close - first open, scaled
+    assert move(windows(0, 0)) < 0 < move(windows(0, 6))
+    assert windows(2, 0)[:, :, 4].mean() + 0.2 < windows(2, 4)[:, :, 4].mean()
+    ratio = lambda w: np.median(np.abs(w[:, :, 3] - w[:, :, 0]) / np.maximum(w[:, :, 1] - w[:, :, 2], 1e-9))
+    assert ratio(windows(4, 0)) < 0.2 < 0.8 < ratio(windows(4, 4))
 
 
 def test_synth_rejects_bad_settings_and_factors():

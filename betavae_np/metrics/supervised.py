@@ -7,8 +7,6 @@ disentanglement_lib holds them transposed.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..exceptions import InputError
@@ -84,9 +82,11 @@ def dci_importance(codes_train, factors_train, codes_test, factors_test, rng=0, 
     Parameters
     ----------
     n_jobs : int, optional
-        Factors fitted at once on threads (scikit-learn builds trees without the GIL); default: the
-        cores, at most one per factor. The result does not depend on it (each factor's classifier
-        has its own seed).
+        Factors fitted at once on threads (scikit-learn builds trees without the GIL); default:
+        every factor at once, so the operating system spreads them over the cores (factors with
+        more values cost more: 7 + 4 x 5 classes on 2 cores would leave one core idle for the last
+        5 classes' worth with one thread per core). The result does not depend on it (each
+        factor's classifier has its own seed).
 
     Returns
     -------
@@ -113,7 +113,7 @@ def dci_importance(codes_train, factors_train, codes_test, factors_test, rng=0, 
         return (np.abs(model.feature_importances_), np.mean(model.predict(ctr) == ftr[:, j]),
                 np.mean(model.predict(cte) == fte[:, j]))
 
-    workers = max(1, min(ftr.shape[1], n_jobs or os.cpu_count() or 1))
+    workers = max(1, min(ftr.shape[1], n_jobs or ftr.shape[1]))
     with ThreadPoolExecutor(workers) as pool:
         fitted = list(pool.map(one, range(ftr.shape[1])))
     imp = np.stack([f[0] for f in fitted], axis=1) if fitted else np.zeros((ctr.shape[1], 0))
