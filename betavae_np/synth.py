@@ -19,7 +19,7 @@ from .data.frame import OHLCV, frame_from_arrays
 from .data.windows import Windower
 from .exceptions import ConfigError, InputError
 
-__all__ = ["SyntheticMarket", "FACTOR_GRIDS", "REFERENCE", "VOL_NOISE", "OBS_BLOCK"]
+__all__ = ["SyntheticMarket", "FACTOR_GRIDS", "REFERENCE", "VOL_NOISE", "OBS_CHUNK"]
 
 #: Each factor's grid of values (the factor's integer value indexes its grid).
 #: trend: drift of the log return per candle; volatility: sd of the log return per candle;
@@ -39,10 +39,11 @@ REFERENCE = {"trend": 0.0, "volatility": 0.01, "volume": 1000.0, "momentum": 0.0
 #: First candle's open time of generated frames (hourly candles from here).
 _EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 _HOUR_MS = 3_600_000
-#: Observations per random stream of :meth:`SyntheticMarket.sample_observations_from_factors` (a
-#: block of observations is drawn from one child generator, blocks run on threads). Part of the
-#: stream's definition: changing it changes the observations a seed gives.
-OBS_BLOCK = 1024
+#: Series per draw of :meth:`SyntheticMarket.sample_observations_from_factors`: part of the stream's
+#: definition (changing it changes the observations a seed gives).
+OBS_CHUNK = 2048
+#: Fewest observations per thread of the observation kernel.
+_MIN_BLOCK = 256
 
 
 def _rng(rng) -> np.random.Generator:
@@ -146,7 +147,6 @@ class SyntheticMarket:
         ----------
         factors : array_like of int, shape (n, num_factors)
         rng : numpy.random.Generator or int, optional
-            Gives one integer, the entropy of the call's child streams (see Notes).
 
         Returns
         -------
@@ -157,34 +157,45 @@ class SyntheticMarket:
 
         Notes
         -----
-        Observations come in blocks of :data:`OBS_BLOCK`; block ``b`` draws its series' random
-        numbers (normal ``e``, uniform ``u``, normal ``z``, each (block, lookback)) from child ``b`` of
-        ``SeedSequence(rng.integers(0, 2**63 - 1))``. Blocks run on the cores (the draws and the compiled
-        kernel release the GIL); the observations do not depend on the number of cores.
+        The random numbers come from ``rng`` itself, in chunks of :data:`OBS_CHUNK` series: for
+        each chunk the normal ``e``, the uniform ``u`` and the normal ``z``, each (chunk, lookback),
+        in this order (the stream of earlier versions, so a seed gives the same windows). The
+        compiled kernel turns each chunk into windows on all cores while the next chunk is drawn;
+        the observations do not depend on the number of cores.
         """
         rng = _rng(self.seed if rng is None else rng)
         values = self.factor_values(factors)  # (n, 5)
         n, L, W = values.shape[0], self.windower.lookback, self.windower.window
         out = np.empty((n, self.windower.n_input), dtype=np.float32)
         params, bounds = self._observation_params(values)
-        streams = self._block_streams(rng, n)
         w = self.windower
         cols = np.asarray(self._cols, dtype=np.int64)
+        workers = max(1, min(os.cpu_count() or 1, -(-n // _MIN_BLOCK)))
 
-        def block(b):
-            a = b * OBS_BLOCK
-            m = min(OBS_BLOCK, n - a)
-            e, u, z = self._draws(streams[b], m, L)
-            synth_windows(out[a:a + m], e, u, z, params[a:a + m], bounds, np.log(100.0), cols, w._group,
-                          w._modes, w.log_volume, np.empty(W * cols.size), np.empty((L - W, 7)))
+        def block(a, b, e, u, z, base):
+            synth_windows(out[a:b], e[a - base:b - base], u[a - base:b - base], z[a - base:b - base],
+                          params[a:b], bounds, np.log(100.0), cols, w._group, w._modes, w.log_volume,
+                          np.empty(W * cols.size), np.empty((max(L - W, 0), 7)))
 
-        workers = min(len(streams), os.cpu_count() or 1)
-        if workers <= 1:
-            for b in range(len(streams)):
-                block(b)
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(block, range(len(streams))))
+        if workers == 1:
+            for a in range(0, n, OBS_CHUNK):
+                m = min(OBS_CHUNK, n - a)
+                block(a, a + m, *self._draws(rng, m, L), a)
+            return out
+        with ThreadPoolExecutor(workers) as pool:
+            pending = []
+            for a in range(0, n, OBS_CHUNK):
+                m = min(OBS_CHUNK, n - a)
+                draws = self._draws(rng, m, L)                        # the parent stream, in order
+                cuts = np.linspace(a, a + m, workers + 1).astype(int)
+                pending.append([pool.submit(block, lo, hi, *draws, a) for lo, hi in zip(cuts[:-1], cuts[1:])
+                                if hi > lo])
+                if len(pending) > 2:                                  # at most three chunks' draws alive
+                    for f in pending.pop(0):
+                        f.result()
+            for fs in pending:
+                for f in fs:
+                    f.result()
         return out
 
     def sample_observations(self, num: int, rng=None) -> np.ndarray:
@@ -247,12 +258,6 @@ class SyntheticMarket:
             params = np.stack([np.broadcast_to(ref, values.shape), values], axis=1)
             return np.ascontiguousarray(params), np.array([0, L - W], dtype=np.int64)
         return np.ascontiguousarray(values[:, None, :]), np.array([0], dtype=np.int64)
-
-    @staticmethod
-    def _block_streams(rng, n) -> list:
-        """The child generators of a call on ``n`` observations: one per block of :data:`OBS_BLOCK`."""
-        seq = np.random.SeedSequence(int(rng.integers(0, 2**63 - 1)))
-        return [np.random.default_rng(s) for s in seq.spawn(-(-int(n) // OBS_BLOCK))]
 
     @staticmethod
     def _draws(rng, n, L):

@@ -9,7 +9,7 @@ import betavae_np.synth as synth_mod
 from betavae_np._kernels.synth import VOL_NOISE, synth_candles, synth_windows
 from betavae_np.data import Windower, frame_from_arrays
 from betavae_np.exceptions import ConfigError, InputError
-from betavae_np.synth import FACTOR_GRIDS, OBS_BLOCK, SyntheticMarket
+from betavae_np.synth import FACTOR_GRIDS, OBS_CHUNK, SyntheticMarket
 from naive import ref_synth_candles, ref_synth_windows
 
 
@@ -68,23 +68,23 @@ def test_synth_windows_kernel_matches_reference(features):
 
 
 def _regenerate(m, factors, seed):
-    """The candles behind sample_observations_from_factors(factors, seed): each block's own stream."""
-    streams = m._block_streams(np.random.default_rng(seed), factors.shape[0])
+    """The candles behind sample_observations_from_factors(factors, seed): chunks from one stream."""
+    rng = np.random.default_rng(seed)
     params, bounds = m._observation_params(m.factor_values(factors))
-    return np.concatenate([m._generate(params[b * OBS_BLOCK:(b + 1) * OBS_BLOCK], bounds,
-                                       min(OBS_BLOCK, factors.shape[0] - b * OBS_BLOCK), m.windower.lookback, g)
-                           for b, g in enumerate(streams)])
+    n = factors.shape[0]
+    return np.concatenate([m._generate(params[a:a + OBS_CHUNK], bounds, min(OBS_CHUNK, n - a), m.windower.lookback, rng)
+                           for a in range(0, n, OBS_CHUNK)])
 
 
 def test_synth_windows_are_the_windowers_last_windows():
     """Each observation equals Windower.transform's last row on its own series (bit for bit)."""
     m = SyntheticMarket(seed=0)
-    f = m.sample_factors(OBS_BLOCK + 76, np.random.default_rng(0))  # two blocks
+    f = m.sample_factors(OBS_CHUNK + 76, np.random.default_rng(0))  # two chunks
     X = m.sample_observations_from_factors(f, np.random.default_rng(1))
     candles = _regenerate(m, f, 1)
     np.testing.assert_array_equal(X, m.windower.last_windows(candles))
     L = m.windower.lookback
-    for i in (0, 5, OBS_BLOCK, OBS_BLOCK + 75):
+    for i in (0, 5, OBS_CHUNK, OBS_CHUNK + 75):
         df = frame_from_arrays(np.arange(L) * 3_600_000, candles[i])
         np.testing.assert_array_equal(X[i], Windower(32, lookback=128).transform(df)[-1])
 
@@ -105,7 +105,7 @@ def test_synth_windows_scales_are_exact_near_ties(features, reference):
 
 def test_synth_observations_do_not_depend_on_the_cores(monkeypatch):
     m = SyntheticMarket(seed=0)
-    f = m.sample_factors(2 * OBS_BLOCK + 3, np.random.default_rng(0))
+    f = m.sample_factors(2 * OBS_CHUNK + 3, np.random.default_rng(0))
     many = m.sample_observations_from_factors(f, 5)
     monkeypatch.setattr(synth_mod.os, "cpu_count", lambda: 1)
     np.testing.assert_array_equal(many, m.sample_observations_from_factors(f, 5))
