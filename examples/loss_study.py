@@ -20,7 +20,8 @@ The seeds vary the model (initial weights, batch order, noise), not the data. Re
 one unit for every row: the held-out sum of squared errors of decode(mu) per window, and R^2 of
 the held-out windows (1 - SSE / the sum of squares about their column means).
 
-    python examples/loss_study.py [--seeds 0,1,2] [--betas 1,2,4,8] [--out study.json] [--quick]
+    python examples/loss_study.py [--seeds 0,1,2] [--betas 1,2,4,8] [--rows pca,sse,gaussian,tcvae]
+                                  [--out study.json] [--resume] [--quick]
     python examples/loss_study.py --shard 0/2 --out a.json &  python examples/loss_study.py --shard 1/2 --out b.json
     python examples/loss_study.py --merge a.json b.json --out study.json
 
@@ -62,6 +63,8 @@ ss = _sibling("synthetic_study")
 COLUMNS = (("mig", "MIG"), ("dci_disentanglement", "DCI-D"), ("factor_vae", "FactorVAE"),
            ("recon", "recon SSE"), ("r2", "R^2"), ("active_units", "active units"),
            ("kl", "KL (nats)"), ("sigma", "median sigma"))
+#: Kinds of rows (--rows).
+KINDS = ("pca", "sse", "gaussian", "tcvae")
 #: Baseline SSE beta-VAE: the default loss at the default beta.
 SSE_BETA = 0.5
 #: Tiny sizes for --quick (a smoke run of every path in seconds; the numbers mean nothing).
@@ -86,12 +89,21 @@ def configs(betas, n_train) -> dict:
     return rows
 
 
-def jobs(rows: dict, seeds) -> list:
-    """(row, seed) pairs, seed-major so that a partial run has every row of its first seeds;
-    PCA once (seed None)."""
-    out = [("PCA (8)", None)]
+def kind(loss) -> str:
+    """The --rows name of a row's loss spec: pca, sse, gaussian or tcvae."""
+    if loss is None:
+        return "pca"
+    if isinstance(loss, bv.losses.TCVAE):
+        return "tcvae"
+    return loss.recon
+
+
+def jobs(rows: dict, seeds, kinds=KINDS) -> list:
+    """(row, seed) pairs of the rows of ``kinds``, seed-major so that a partial run has every row
+    of its first seeds; PCA once (seed None)."""
+    out = [("PCA (8)", None)] if "pca" in kinds else []
     for s in seeds:
-        out += [(name, s) for name, loss in rows.items() if loss is not None]
+        out += [(name, s) for name, loss in rows.items() if loss is not None and kind(loss) in kinds]
     return out
 
 
@@ -200,7 +212,8 @@ def _settings(a) -> dict:
             "hidden": list(ss.HIDDEN), "n_latent": ss.N_LATENT, "warmup": ss.WARMUP,
             "estimator": "mws", "sigma": "learned per window value",
             "data_seed": a.data_seed, "scores_rng": a.data_seed + 2, "quick": bool(a.quick),
-            "metrics": q["metrics"] if q else "synthetic_report defaults (beta_vae=False)"}
+            "metrics": q["metrics"] if q else "synthetic_report defaults (beta_vae=False)",
+            **({"rows": list(a.rows)} if tuple(a.rows) != KINDS else {})}
 
 
 def _write(path, result):
@@ -237,7 +250,8 @@ def study(settings, shard=(0, 1), done=(), on_result=None) -> dict:
     rows = configs(settings["betas"], settings["n_train"])
     runs = list(done)
     have = {(r["row"], r["seed"]) for r in runs}
-    todo = [j for i, j in enumerate(jobs(rows, settings["seeds"])) if i % shard[1] == shard[0]]
+    todo = jobs(rows, settings["seeds"], settings.get("rows", KINDS))
+    todo = [j for i, j in enumerate(todo) if i % shard[1] == shard[0]]
     for name, seed in todo:
         if (name, seed) in have:
             continue
@@ -252,6 +266,14 @@ def study(settings, shard=(0, 1), done=(), on_result=None) -> dict:
     return {"settings": settings, "runs": runs, "summary": summarise(settings, runs)}
 
 
+def _kinds(text):
+    out = tuple(k for k in KINDS if k in text.split(","))
+    bad = set(text.split(",")) - set(KINDS)
+    if bad or not out:
+        raise argparse.ArgumentTypeError(f"rows are any of {','.join(KINDS)}, got {text!r}")
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--betas", default="1,2,4,8", type=lambda s: [float(b) for b in s.split(",")])
@@ -260,6 +282,8 @@ def main(argv=None):
     p.add_argument("--n-train", type=int, default=20_000)
     p.add_argument("--n-test", type=int, default=5_000)
     p.add_argument("--data-seed", type=int, default=0, help="the market's and the data's seed")
+    p.add_argument("--rows", default=",".join(KINDS), type=_kinds,
+                   help="which rows: any of pca,sse,gaussian,tcvae (default all)")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (seconds; numbers mean nothing)")
     p.add_argument("--shard", default="0/1", help="I/K: run every K-th model starting at I")
     p.add_argument("--resume", action="store_true", help="keep the models --out already holds")
