@@ -195,7 +195,8 @@ def markdown(result) -> str:
     s = result["settings"]
     lines += ["", f"{s['n_train']} training windows (data seed {s['data_seed']}), {s['steps']} steps "
               f"({s['epochs']} epochs of batch {s['batch']}), linear warm-up of the scheduled weight over "
-              f"{s['warmup']:.0%} of the steps; model seeds {','.join(map(str, s['seeds']))}; "
+              f"{s['warmup']:.0%} of the steps; model seeds {','.join(map(str, s['seeds']))} requested "
+              "(the last column lists those each row has); "
               f"metrics with rng {s['scores_rng']}"
               + (" at --quick sample sizes" if s["quick"] else " at disentanglement_lib's sample sizes")
               + f"; recon and R^2 on {s['n_test']} held-out windows; mean +- sd (ddof 1) over seeds."]
@@ -223,22 +224,31 @@ def _write(path, result):
     os.replace(tmp, path)
 
 
-def _shared(settings):
-    return {k: v for k, v in settings.items() if k != "shard"}
+#: Settings that only select which models run (merged files may differ in them).
+_SELECTION = ("shard", "rows", "seeds", "betas")
+
+
+def _shared(settings, selection=True):
+    """The settings without the shard (and, unless ``selection``, without the job selection)."""
+    drop = ("shard",) if selection else _SELECTION
+    return {k: v for k, v in settings.items() if k not in drop}
 
 
 def merge(paths) -> dict:
-    """Union of the runs of several --out files made with the same settings (e.g. shards)."""
+    """Union of the runs of several --out files made with the same data, training and metric
+    settings (shards, or runs of other betas, seeds or rows); later files win on duplicates."""
     results = []
     for p in paths:
         with open(p) as fh:
             results.append(json.load(fh))
-    settings = _shared(results[0]["settings"])
+    settings = _shared(results[0]["settings"], selection=False)
     for p, r in zip(paths[1:], results[1:]):
-        if _shared(r["settings"]) != settings:
+        if _shared(r["settings"], selection=False) != settings:
             raise SystemExit(f"{p} was made with other settings than {paths[0]}; not merging.")
     runs = {(r["row"], r["seed"]): r for res in results for r in res["runs"]}
     runs = list(runs.values())
+    settings["betas"] = sorted({b for r in results for b in r["settings"]["betas"]})
+    settings["seeds"] = sorted({s for r in results for s in r["settings"]["seeds"]})
     return {"settings": settings, "runs": runs, "summary": summarise(settings, runs)}
 
 

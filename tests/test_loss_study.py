@@ -89,3 +89,15 @@ def test_loss_study_merge_refuses_files_of_other_settings(study, quick, tmp_path
     with pytest.raises(SystemExit, match="other settings"):
         study.merge([str(out), str(tmp_path / "other.json")])
     assert study.merge([str(out), str(out)])["summary"] == json.loads(out.read_text())["summary"]
+
+
+def test_loss_study_merge_joins_runs_of_other_betas_and_seeds(study, quick, tmp_path):
+    out, _ = quick
+    other = json.loads(out.read_text())
+    other["settings"].update(betas=[2.0], seeds=[3])
+    other["runs"][0].update(row="TC-VAE beta=2", seed=3)
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    merged = study.merge([str(out), str(tmp_path / "other.json")])
+    assert merged["settings"]["betas"] == [1.0, 2.0] and merged["settings"]["seeds"] == [0, 3]
+    assert list(merged["summary"]) == ["TC-VAE beta=1", "TC-VAE beta=2"]
+    assert merged["summary"]["TC-VAE beta=2"]["seeds"] == [3]
