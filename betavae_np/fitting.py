@@ -25,7 +25,9 @@ __all__ = ["fit", "History", "BatchInfo", "EpochInfo", "VALIDATION_SEED"]
 VALIDATION_SEED = 0x5EED_BE7A
 
 
-_TC_FIELDS = ("train_mi", "train_tc", "train_dimwise_kl")
+#: History fields recorded only for beta-TCVAE (left out of :meth:`History.to_dict` when None, so
+#: the files of other losses read as before).
+_TC_FIELDS = ("train_mi", "train_tc", "train_dimwise_kl", "val_mi", "val_tc", "val_dimwise_kl")
 
 
 @dataclass
@@ -49,6 +51,11 @@ class History:
     train_mi, train_tc, train_dimwise_kl : list of float or None
         beta-TCVAE only (else ``None``): sample-weighted epoch means of the minibatch estimates
         of the index-code mutual information, the total correlation and the dimension-wise KL.
+    val_mi, val_tc, val_dimwise_kl : list of float or None
+        beta-TCVAE with validation only (else ``None``): the same estimates on the validation set
+        after each epoch (fixed noise; per chunk of ``batch_size`` rows with the training
+        ``dataset_size``, weighted by the chunk sizes). ``val_total`` is
+        ``val_recon + alpha * val_mi + beta * val_tc + gamma * val_dimwise_kl``.
     stopped_early : bool
         True when early stopping ended training before ``epochs``.
     best_epoch : int or None
@@ -69,6 +76,9 @@ class History:
     train_mi: list | None = None
     train_tc: list | None = None
     train_dimwise_kl: list | None = None
+    val_mi: list | None = None
+    val_tc: list | None = None
+    val_dimwise_kl: list | None = None
     stopped_early: bool = False
     best_epoch: int | None = None
 
@@ -327,6 +337,8 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
     terms = ws.terms
     if validation is not None:
         hist.val_total, hist.val_recon, hist.val_kl = [], [], []
+        if tc:
+            hist.val_mi, hist.val_tc, hist.val_dimwise_kl = [], [], []
     take = np.take
     normal = rng.standard_normal
     forward, backward, opt_step = model.forward_train, model.backward_train, optimizer.step
@@ -430,6 +442,10 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
                     hist.val_total.append(v_total)
                     hist.val_recon.append(v_recon)
                     hist.val_kl.append(v_kl)
+                    if tc:
+                        hist.val_mi.append(float(v_t[2]))
+                        hist.val_tc.append(float(v_t[3]))
+                        hist.val_dimwise_kl.append(float(v_t[4]))
                 good[:] = params
                 if has_state:
                     good_opt = optimizer.state_dict()

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -28,6 +29,8 @@ from betavae_np.synth import SyntheticMarket
 
 COLUMNS = ("mig", "dci_disentanglement", "factor_vae", "sap", "recon", "dci_completeness",
            "dci_informativeness", "active_units", "kl")
+#: The default architecture and the CLI's batch and KL warm-up (shared with loss_study.py).
+HIDDEN, N_LATENT, BATCH, WARMUP = (128, 64), 8, 256, 0.2
 
 
 def _log(msg):
@@ -39,31 +42,53 @@ def reconstruction(decode, codes, X) -> float:
     return float(np.mean(np.sum((np.asarray(X, np.float64) - decode(codes)) ** 2, axis=1)))
 
 
-def run(betas, steps, n_train, n_test, seed, scores_rng, beta_vae):
+def data(seed, n_train, n_test):
+    """The market and its training / held-out windows (seeds ``seed`` and ``seed + 1``)."""
     market = SyntheticMarket(seed=seed)
     _, X = market.sample(n_train, np.random.default_rng(seed))
     _, X_te = market.sample(n_test, np.random.default_rng(seed + 1))
+    return market, X, X_te
+
+
+def epochs_for(steps, n, batch=BATCH):
+    """Whole epochs of ``batch`` over ``n`` windows closest to ``steps`` optimisation steps (>= 1)."""
+    return max(1, round(steps / -(-n // batch)))
+
+
+def score_model(report, model, X_te, fit_s):
+    """``report(represent)`` of ``model``'s posterior means, with recon and KL on the held-out windows."""
+    mu, logvar = model.encode(X_te)
+    kl = float(np.mean(np.sum(-0.5 * (1 + logvar - mu ** 2 - np.exp(logvar)), axis=1)))
+    r = report(lambda W: model.encode(W)[0])
+    r.update(recon=reconstruction(model.decode, mu, X_te), kl=kl, fit_seconds=fit_s)
+    return r
+
+
+def score_pca(report, X, X_te):
+    """The same for PCA with 8 components fitted on the training windows."""
+    pca = PCA(8).fit(X)
+    r = report(pca.transform)
+    r.update(recon=reconstruction(pca.inverse_transform, pca.transform(X_te), X_te), kl=float("nan"))
+    return r
+
+
+def run(betas, steps, n_train, n_test, seed, scores_rng, beta_vae):
+    market, X, X_te = data(seed, n_train, n_test)
+    report = partial(synthetic_report, market, rng=scores_rng, beta_vae=beta_vae)
     rows = {}
-    batch = 256
-    epochs = max(1, round(steps / -(-n_train // batch)))
+    epochs = epochs_for(steps, n_train)
     for beta in betas:
         t = time.perf_counter()
-        model = bv.BetaVAE(bv.VAEConfig(n_input=X.shape[1], hidden=(128, 64), n_latent=8), rng=seed)
-        bv.fit(model, X, epochs=epochs, batch_size=batch,
-               schedule=bv.schedules.Linear(beta=beta, warmup=0.2), rng=seed)
+        model = bv.BetaVAE(bv.VAEConfig(n_input=X.shape[1], hidden=HIDDEN, n_latent=N_LATENT), rng=seed)
+        bv.fit(model, X, epochs=epochs, batch_size=BATCH,
+               schedule=bv.schedules.Linear(beta=beta, warmup=WARMUP), rng=seed)
         fit_s = time.perf_counter() - t
-        mu, logvar = model.encode(X_te)
-        kl = float(np.mean(np.sum(-0.5 * (1 + logvar - mu ** 2 - np.exp(logvar)), axis=1)))
-        r = synthetic_report(market, lambda W: model.encode(W)[0], rng=scores_rng, beta_vae=beta_vae)
-        r.update(recon=reconstruction(model.decode, mu, X_te), kl=kl, fit_seconds=fit_s)
+        r = score_model(report, model, X_te, fit_s)
         rows[f"beta={beta:g}"] = r
         _log(f"beta={beta:g}: fit {fit_s:.0f} s, metrics {sum(r['seconds'].values()):.0f} s, "
              f"MIG {r['mig']:.3f}")
-    pca = PCA(8).fit(X)
-    r = synthetic_report(market, pca.transform, rng=scores_rng, beta_vae=beta_vae)
-    r.update(recon=reconstruction(pca.inverse_transform, pca.transform(X_te), X_te), kl=float("nan"))
-    rows["PCA (8)"] = r
-    return {"settings": {"betas": list(betas), "steps": epochs * -(-n_train // batch), "epochs": epochs,
+    rows["PCA (8)"] = score_pca(report, X, X_te)
+    return {"settings": {"betas": list(betas), "steps": epochs * -(-n_train // BATCH), "epochs": epochs,
                          "n_train": n_train, "n_test": n_test, "seed": seed, "factors": market.factor_names,
                          "factors_num_values": market.factors_num_values}, "rows": rows}
 
