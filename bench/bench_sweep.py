@@ -5,7 +5,8 @@ Run: ``python bench/bench_sweep.py [--epochs 2] [--betas 0.25,0.5,1,2,4,8] [--se
 * ``sequential``: one process trains the configurations one after another with two threads
   (Numba and BLAS), ``bv.sweep(configs)`` with no executor;
 * ``workers2``: ``bv.sweep(configs, workers=2)``, a spawn pool of two processes x one thread;
-* ``dask_local2``: the same jobs on a Dask ``LocalCluster`` of two process workers x one thread.
+* ``dask_local2``: the same jobs on a Dask ``LocalCluster`` of two process workers x one thread,
+  started as ``sweep --dask local`` starts it (``betavae_np.sweeps.dask_training_config``).
 
 Throughput is windows/s summed over jobs (training windows x epochs run, over the wall time of the
 whole sweep, from submitting the first job to the last row, kernels warmed first). Every mode writes
@@ -70,8 +71,11 @@ def main(argv=None):
     if "dask_local2" in modes:
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=40) as cluster, Client(cluster) as client:
+        from betavae_np.sweeps import dask_training_config
+
+        with dask_training_config(), LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                                  dashboard_address=None, silence_logs=40) as cluster, \
+                Client(cluster) as client:
             out["results"].append(_run("dask_local2", configs, candles, executor=client, threads=1))
     res = {r["mode"]: r for r in out["results"]}
     out["same_results"] = len({tuple(r["recon"]) for r in out["results"]}) == 1

@@ -177,3 +177,17 @@ def test_cli_sweep_misuse_exits_2():
     assert r.exit_code == 2 and "--betas" in r.stderr
     r = CliRunner().invoke(main, ["sweep", "--source", "sample", "--anneal", "linear,nope"])
     assert r.exit_code == 2 and "--anneal" in r.stderr
+
+
+def test_dask_training_config_turns_the_worker_overheads_down():
+    """--dask local starts its cluster under these settings (the profiler and 20 ms ticks slowed training)."""
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    from betavae_np.sweeps import dask_training_config
+
+    with dask_training_config():
+        assert dask.config.get("distributed.worker.profile.enabled") is False
+        assert dask.config.get("distributed.nanny.pre-spawn-environ") == {
+            "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+        assert dask.config.get("distributed.worker.memory.terminate") is False
+    assert dask.config.get("distributed.worker.profile.enabled") is True

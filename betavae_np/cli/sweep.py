@@ -203,8 +203,10 @@ def _on_dask(address, n_workers, configs, kw):
     from ..sweeps import sweep as run_sweep
 
     if address == "local":
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        from ..sweeps import dask_training_config
+
+        with dask_training_config(), LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                                  dashboard_address=None) as cluster, Client(cluster) as client:
             return run_sweep(configs, client, **kw)
     try:
         client = Client(address, timeout="20s")
