@@ -15,7 +15,7 @@ _EXPORTS = {
     "Adam": ".nn.adam",
     # training
     "fit": ".fitting",
-    "History": ".fitting",
+    "History": ".history",
     "TrainConfig": ".train_config",
     "train": ".run",
     "train_on_universe": ".run",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .analysis.latent import LatentStats
 from .exceptions import ConfigError, InputError
-from .fitting import History
+from .history import History
 
 __all__ = ["Windowing", "Provenance", "RunRecord", "WindowStats", "ReferenceWindow", "Split", "UniverseRecord",
            "ModelRecords", "records_of", "LatentStats", "History"]
