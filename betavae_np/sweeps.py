@@ -78,8 +78,10 @@ def process_pool(workers: int | None = None):
 #: same jobs): its statistical profiler samples the task's stack every 10 ms, its event loop ticks
 #: every 20 ms and checks memory every 100 ms (each wake-up takes the GIL from the training loop),
 #: and ``MALLOC_TRIM_THRESHOLD_`` makes glibc hand small allocations back to the OS. These keep the
-#: thread caps of Dask's ``pre-spawn-environ`` and turn the rest down; with them the worker trained
-#: at the pool's speed.
+#: thread caps of Dask's ``pre-spawn-environ``, turn the profiler off and the ticks down, and also
+#: switch off memory spilling/pausing/terminating (a training job holds little memory; note that a
+#: runaway job is then not killed) and work stealing (the scheduler's queue already balances the
+#: jobs); with them the worker trained at the pool's speed.
 DASK_WORKER_CONFIG = {
     "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
     "distributed.worker.profile.enabled": False,
