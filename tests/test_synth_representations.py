@@ -133,15 +133,21 @@ def no_sklearn(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
 
 
+@pytest.fixture(scope="module")
+def returns_result():
+    """A returns model trained one epoch on the synthetic source (seconds)."""
+    return bv.train(source="synthetic", features="returns", epochs=1, window=8, lookback=16, latent=3,
+                    hidden=(16,), batch_size=256, seed=0)
+
+
 @pytest.mark.parametrize("with_dci", [False, pytest.param(True, marks=pytest.mark.slow)])
-def test_returns_model_on_the_synthetic_market_gets_finite_supervised_scores(with_dci, tiny_sizes, request):
+def test_returns_model_on_the_synthetic_market_gets_finite_supervised_scores(with_dci, returns_result, tiny_sizes,
+                                                                             request):
     from betavae_np.analysis.evaluate import supervised_measures
 
     if not with_dci:
         request.getfixturevalue("no_sklearn")
-
-    result = bv.train(source="synthetic", features="returns", epochs=1, window=8, lookback=16, latent=3,
-                      hidden=(16,), batch_size=256, seed=0)
+    result = returns_result
     rec = result.model.records
     market = synthetic_market(rec.provenance, rec.windowing)
     assert market.representation == "returns" and market.observation_shape == (8 * 6,)
@@ -150,6 +156,13 @@ def test_returns_model_on_the_synthetic_market_gets_finite_supervised_scores(wit
     for rep in ("model", "pca"):
         for key in ("mig", "factor_vae", *(("dci_disentanglement", "sap") if with_dci else ())):
             assert np.isfinite(out[rep][key]) and 0.0 <= out[rep][key] <= 1.0, (rep, key)
+
+
+def test_sweep_scores_a_returns_model_on_returns_windows(returns_result):
+    from betavae_np.sweep_job import _synthetic_measures
+
+    out = _synthetic_measures(returns_result, 100, classifiers=False)
+    assert np.isfinite(out["mig"]) and 0.0 <= out["mig"] <= 1.0
 
 
 def test_cli_evaluate_of_a_both_model_on_the_synthetic_market(tmp_path, tiny_sizes, no_sklearn):
