@@ -249,7 +249,9 @@ def synthetic_market(prov, windowing=None):
     prov : dict or Provenance
         ``df.attrs["betavae_np"]`` of :func:`synthetic_candles`, or a model's provenance record.
     windowing : Windower or Windowing, optional
-        Window observations exactly as this windower does (a model's own); default the market's.
+        Window observations exactly as this windower does (a model's own: its representation,
+        ``minmax``, ``returns`` or ``both``, and its normalisation settings); default the market's
+        (min-max OHLCV).
 
     Returns
     -------
@@ -263,7 +265,8 @@ def synthetic_market(prov, windowing=None):
         return SyntheticMarket(seed=int(p["seed"]), grids=p["grids"])
     w = windowing.windower() if hasattr(windowing, "windower") else windowing
     market = SyntheticMarket(seed=int(p["seed"]), window=w.window, lookback=w.lookback, features=w.features,
-                             reference=bool(prov.get("reference", True)), grids=p["grids"])
+                             reference=bool(prov.get("reference", True)), grids=p["grids"],
+                             representation=w.representation)
     market.windower = w   # the model's own normalisation settings (norm, log volume) too
     return market
 

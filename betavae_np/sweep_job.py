@@ -207,7 +207,7 @@ def _synthetic_measures(result, n: int, classifiers: bool = True) -> dict:
     from .synth import SyntheticMarket
 
     cfg = result.config
-    market = SyntheticMarket(seed=cfg.seed, window=cfg.window, lookback=cfg.lookback)
+    market = SyntheticMarket(seed=cfg.seed, window=cfg.window, lookback=cfg.lookback, representation=cfg.features)
     rng = np.random.default_rng([cfg.seed, 14])
     n_tr, n_te = int(n), max(2, int(n) // 2)
     f_tr, x_tr = market.sample(n_tr, rng)

@@ -61,12 +61,18 @@ class SyntheticMarket:
         The :class:`~betavae_np.data.Windower` settings (default: the CLI's, 32 and 128).
     features : sequence of str
         Window features (default OHLCV).
+    representation : {"minmax", "returns", "both"}
+        The windower's input representation (:class:`~betavae_np.data.Windower` ``representation``):
+        observations are windowed as a model trained with ``--features`` of that name windows its
+        candles. ``returns`` and ``both`` need ``features`` OHLCV and ``lookback > window``.
     reference : bool
         True (default): each observation's series follows the factors over its last ``window``
         candles only, after ``lookback - window`` candles of the fixed :data:`REFERENCE` regime.
         The rolling min-max scaling divides out any level that is constant over the lookback, so
         without this contrast the volatility and volume levels would be invisible in the windows
         (False: the factors hold over the whole lookback; then only the ratios survive scaling).
+        The ``returns`` features are z-scored by statistics of the whole series (its ``lookback - 1``
+        warm-up candles), so there too the reference candles are what a window stands out against.
     grids : mapping of str to sequence of float, optional
         Replace some of :data:`FACTOR_GRIDS` (same names; each grid 2..10 values).
 
@@ -78,6 +84,11 @@ class SyntheticMarket:
         Grid size of each factor.
     num_factors : int
     windower : Windower
+        Cuts the observations; it may be replaced by a model's own windower of the same ``window``
+        and ``lookback`` (:func:`betavae_np.sources.synthetic_market`): observations follow its
+        settings and representation.
+    representation : str
+        ``windower.representation``.
 
     Notes
     -----
@@ -90,10 +101,10 @@ class SyntheticMarket:
     """
 
     def __init__(self, seed: int = 0, window: int = 32, lookback: int = 128, features=OHLCV,
-                 reference: bool = True, grids=None):
+                 reference: bool = True, grids=None, representation: str = "minmax"):
         self.seed = seed
-        self.windower = Windower(window=window, lookback=lookback, features=features, interval="60")
-        self._cols = [OHLCV.index(f) for f in self.windower.features]
+        self.windower = Windower(window=window, lookback=lookback, features=features, interval="60",
+                                 representation=representation)
         self.reference = bool(reference)
         g = dict(FACTOR_GRIDS)
         for name, values in dict(grids or {}).items():
@@ -126,9 +137,19 @@ class SyntheticMarket:
     def observation_shape(self) -> tuple[int]:
         return (self.windower.n_input,)
 
+    @property
+    def representation(self) -> str:
+        return self.windower.representation
+
+    @property
+    def _cols(self) -> list[int]:
+        """Each window feature's column in OHLCV order (of the current windower)."""
+        return [OHLCV.index(f) for f in self.windower.features]
+
     def __repr__(self) -> str:
         return (f"SyntheticMarket(seed={self.seed!r}, window={self.windower.window}, "
-                f"lookback={self.windower.lookback}, reference={self.reference})")
+                f"lookback={self.windower.lookback}, representation={self.representation!r}, "
+                f"reference={self.reference})")
 
     def sample_factors(self, num: int, rng=None) -> np.ndarray:
         """Independent factors, uniform on each grid: int64 (num, num_factors)."""
@@ -159,12 +180,18 @@ class SyntheticMarket:
         -----
         The random numbers come from ``rng`` itself, in chunks of :data:`OBS_CHUNK` series: for
         each chunk the normal ``e``, the uniform ``u`` and the normal ``z``, each (chunk, lookback),
-        in this order (the stream of earlier versions, so a seed gives the same windows). The
-        compiled kernel turns each chunk into windows on all cores while the next chunk is drawn;
-        the observations do not depend on the number of cores.
+        in this order (the stream of earlier versions, so a seed gives the same windows), whatever
+        the representation. ``minmax``: the compiled kernel turns each chunk into windows on all
+        cores while the next chunk is drawn; the observations do not depend on the number of cores.
+        ``returns`` and ``both``: each chunk's candles are generated, then windowed in batch by
+        :meth:`Windower.last_windows <betavae_np.data.Windower.last_windows>`. ``lookback`` candles
+        are enough: the first candle has no previous close, the other ``lookback - 1`` are the
+        warm-up that seeds the statistics at the last candle, which ends the one window.
         """
         rng = _rng(self.seed if rng is None else rng)
         values = self.factor_values(factors)  # (n, 5)
+        if self.windower.representation != "minmax":
+            return self._windows_of_candles(values, rng)
         n, L, W = values.shape[0], self.windower.lookback, self.windower.window
         out = np.empty((n, self.windower.n_input), dtype=np.float32)
         params, bounds = self._observation_params(values)
@@ -258,6 +285,20 @@ class SyntheticMarket:
             params = np.stack([np.broadcast_to(ref, values.shape), values], axis=1)
             return np.ascontiguousarray(params), np.array([0, L - W], dtype=np.int64)
         return np.ascontiguousarray(values[:, None, :]), np.array([0], dtype=np.int64)
+
+    def _windows_of_candles(self, values, rng) -> np.ndarray:
+        """Observations (n, n_input) float32 of factor values (n, 5): per chunk of :data:`OBS_CHUNK`
+        series the candles of :meth:`_generate` (the draws of the min-max path, in its order), then
+        the windower's last window of each series."""
+        w = self.windower
+        n, L = values.shape[0], w.lookback
+        out = np.empty((n, w.n_input), dtype=np.float32)
+        params, bounds = self._observation_params(values)
+        for a in range(0, n, OBS_CHUNK):
+            m = min(OBS_CHUNK, n - a)
+            candles = self._generate(params[a:a + m], bounds, m, L, rng)   # (m, L, 5) OHLCV
+            out[a:a + m] = w.last_windows(candles)
+        return out
 
     @staticmethod
     def _draws(rng, n, L):

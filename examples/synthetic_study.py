@@ -7,7 +7,11 @@ disentanglement_lib's metrics and sample sizes. Beta multiplies a KL in nats aga
 reconstruction summed over 160 window values in [0, 1] (not a per-pixel Bernoulli likelihood as in
 the image papers), so its useful range sits lower than there: 0.25..8.
 
-    python examples/synthetic_study.py [--steps 6000] [--json out.json]
+``--features returns`` or ``both`` trains and scores on the market's windows in that input
+representation instead (window 32 x 6 z-scored return features, or x 11: min-max OHLCV and the
+return features; see ``Windower(representation=...)``); PCA is fitted on the same inputs.
+
+    python examples/synthetic_study.py [--steps 6000] [--features minmax] [--json out.json]
 
 Prints a markdown table on stdout; progress on stderr.
 """
@@ -24,6 +28,7 @@ import numpy as np
 
 import betavae_np as bv
 from betavae_np.analysis.baselines import PCA
+from betavae_np.data.features import REPRESENTATIONS
 from betavae_np.metrics.report import synthetic_report
 from betavae_np.synth import SyntheticMarket
 
@@ -42,9 +47,10 @@ def reconstruction(decode, codes, X) -> float:
     return float(np.mean(np.sum((np.asarray(X, np.float64) - decode(codes)) ** 2, axis=1)))
 
 
-def data(seed, n_train, n_test):
-    """The market and its training / held-out windows (seeds ``seed`` and ``seed + 1``)."""
-    market = SyntheticMarket(seed=seed)
+def data(seed, n_train, n_test, features="minmax"):
+    """The market (windows in representation ``features``) and its training / held-out windows
+    (seeds ``seed`` and ``seed + 1``)."""
+    market = SyntheticMarket(seed=seed, representation=features)
     _, X = market.sample(n_train, np.random.default_rng(seed))
     _, X_te = market.sample(n_test, np.random.default_rng(seed + 1))
     return market, X, X_te
@@ -72,8 +78,8 @@ def score_pca(report, X, X_te):
     return r
 
 
-def run(betas, steps, n_train, n_test, seed, scores_rng, beta_vae):
-    market, X, X_te = data(seed, n_train, n_test)
+def run(betas, steps, n_train, n_test, seed, scores_rng, beta_vae, features="minmax"):
+    market, X, X_te = data(seed, n_train, n_test, features)
     report = partial(synthetic_report, market, rng=scores_rng, beta_vae=beta_vae)
     rows = {}
     epochs = epochs_for(steps, n_train)
@@ -88,9 +94,12 @@ def run(betas, steps, n_train, n_test, seed, scores_rng, beta_vae):
         _log(f"beta={beta:g}: fit {fit_s:.0f} s, metrics {sum(r['seconds'].values()):.0f} s, "
              f"MIG {r['mig']:.3f}")
     rows["PCA (8)"] = score_pca(report, X, X_te)
-    return {"settings": {"betas": list(betas), "steps": epochs * -(-n_train // BATCH), "epochs": epochs,
-                         "n_train": n_train, "n_test": n_test, "seed": seed, "factors": market.factor_names,
-                         "factors_num_values": market.factors_num_values}, "rows": rows}
+    settings = {"betas": list(betas), "steps": epochs * -(-n_train // BATCH), "epochs": epochs,
+                "n_train": n_train, "n_test": n_test, "seed": seed, "factors": market.factor_names,
+                "factors_num_values": market.factors_num_values}
+    if features != "minmax":   # minmax results keep the settings they always had
+        settings["features"] = features
+    return {"settings": settings, "rows": rows}
 
 
 def markdown(result) -> str:
@@ -102,7 +111,8 @@ def markdown(result) -> str:
     s = result["settings"]
     lines.append("")
     lines.append(f"{s['n_train']} training windows, {s['steps']} steps ({s['epochs']} epochs of batch 256), "
-                 f"seed {s['seed']}; recon and KL on {s['n_test']} held-out windows.")
+                 f"seed {s['seed']}; recon and KL on {s['n_test']} held-out windows"
+                 + (f"; inputs: {s['features']} features." if "features" in s else "."))
     return "\n".join(lines)
 
 
@@ -113,11 +123,14 @@ def main(argv=None):
     p.add_argument("--n-train", type=int, default=20_000)
     p.add_argument("--n-test", type=int, default=5_000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--features", default="minmax", choices=REPRESENTATIONS,
+                   help="input representation of the windows (default minmax)")
     p.add_argument("--beta-vae", action="store_true", help="also the BetaVAE score (2M observations per model)")
     p.add_argument("--json", dest="json_path", default=None)
     a = p.parse_args(argv)
     betas = [float(b) for b in a.betas.split(",")]
-    result = run(betas, a.steps, a.n_train, a.n_test, a.seed, scores_rng=a.seed + 2, beta_vae=a.beta_vae)
+    result = run(betas, a.steps, a.n_train, a.n_test, a.seed, scores_rng=a.seed + 2, beta_vae=a.beta_vae,
+                 features=a.features)
     print(markdown(result))
     if a.json_path:
         with open(a.json_path, "w") as fh:
