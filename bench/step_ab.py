@@ -9,8 +9,9 @@ process, on the same data, with the same BLAS; blocks of ``steps`` steps (forwar
 Adam, standard workload: n_input 160, hidden (128, 64), latent 8, relu, float32) alternate
 between them, and the median block time per step of each and their ratio are printed.
 Alternating blocks within one process makes a shared machine's load hit both alike.
-``--tcvae`` also times this checkout's beta-TCVAE step (MWS, dataset size 4096) and prints its
-ratio to this checkout's beta-VAE step.
+``--tcvae`` also times this checkout's beta-TCVAE step (MWS, dataset size 4096, TC weight 4, the
+weight every step passes, as ``fit`` sets it before each forward) and prints its ratio to this
+checkout's beta-VAE step.
 
 ``--threads`` is Numba's thread count (the chunks of a split batch and the TC-VAE stage's row
 blocks); BLAS runs on one thread during the timed steps, as :func:`betavae_np.fit` runs it with
@@ -92,7 +93,8 @@ def main() -> None:
             if old is not None:
                 runs["base"] = stepper(old, B)
             if args.tcvae:
-                runs["tcvae"] = stepper(new, B, new.losses.TCVAE(estimator="mws", dataset_size=4096))
+                runs["tcvae"] = stepper(new, B, new.losses.TCVAE(beta=4.0, estimator="mws",
+                                                                  dataset_size=4096))
             times = {k: [] for k in runs}
             for _ in range(args.blocks):
                 for k, run in runs.items():

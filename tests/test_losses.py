@@ -172,6 +172,28 @@ def test_fit_with_tcvae_fills_in_the_dataset_size_and_records_the_terms():
     assert all(np.isfinite(hist.train_total))
 
 
+
+@pytest.mark.parametrize("engine", ["compiled", "numpy"])
+def test_backward_with_another_beta_than_the_forward_expected_gives_that_betas_gradient(engine):
+    """A TC-VAE forward computes the gradient pass for ws.tc_beta; a backward with another beta
+    (a schedule that did not tell the workspace) reruns it: the same bits as a forward told
+    that beta, and the workspace keeps the last beta."""
+    loss = losses.TCVAE(alpha=0.5, beta=1.0, gamma=2.0, estimator="mss", dataset_size=200)
+    model, X, eps = _setup(6, (5,), 3, "tanh", 3, 64, loss, dtype="float32")
+    ws = model.workspace(64, engine, loss=loss)
+    assert ws.tc_beta == 1.0
+    assert np.isnan(model.workspace(64, engine, loss=losses.BetaVAE()).tc_beta)
+    got = []
+    for told, beta in ((1.0, 3.0), (3.0, 3.0), (3.0, 0.5), (0.5, 0.5)):
+        ws.tc_beta = told
+        model.forward_train(ws, X, eps)
+        model.backward_train(ws, beta)
+        assert ws.tc_beta == beta
+        got.append(model.grads.copy())
+    np.testing.assert_array_equal(got[0], got[1])
+    np.testing.assert_array_equal(got[2], got[3])
+    assert np.any(got[1] != got[3])
+
 def test_specs_round_trip_and_refuse_bad_values():
     for loss in LOSSES.values():
         assert losses.from_dict(loss.to_dict()) == loss
