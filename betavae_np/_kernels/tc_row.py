@@ -66,9 +66,15 @@ def row_sums(i, z, w, a, s, m, T, MU, CC, HH, B, L):  # pragma: no cover - compi
     joint log densities into ``T[L]``, the joint exponentials into ``a`` and ``T[L + 2]`` and
     their sum into ``s[L]``; returns the joint shift. Shifts are the own component's (every
     sum >= 1); when a sum overflows, the row is redone with the maximum as the shift."""
-    inf = T.dtype.type(math.inf)
-    # every weight but k = i, i + 1 is the same (MWS: all are): those two are redone below
+    Ty = T.dtype.type
+    inf = Ty(math.inf)
+    # every weight but k = i, i + 1 is the same (MWS: all are); MSS's two exponentials are
+    # scaled by exp(w_k - w_rest) after the pass (a sum that overflows so is redone as any other)
     w_rest = w[(i + 2) % B]
+    i1 = (i + 1) % B
+    f0 = Ty(math.exp(float(w[i]) - float(w_rest)))
+    f1 = Ty(math.exp(float(w[i1]) - float(w_rest)))
+    fix = w[i] != w_rest or w[i1] != w_rest
     for attempt in range(2):
         for k in range(B):
             a[k] = w[k]
@@ -83,9 +89,9 @@ def row_sums(i, z, w, a, s, m, T, MU, CC, HH, B, L):  # pragma: no cover - compi
                 lk = CC[j, k] + HH[j, k] * diff * diff
                 a[k] += lk
                 T[j, k] = fexp(lk + wm)
-            for k in (i, (i + 1) % B):
-                diff = zj - MU[j, k]
-                T[j, k] = fexp(w[k] + (CC[j, k] + HH[j, k] * diff * diff) - m[j])
+            if fix:
+                T[j, i] *= f0
+                T[j, i1] *= f1
             s[j] = row_sum(T, j, B)
             ok = ok and s[j] < inf
         if ok:
