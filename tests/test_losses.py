@@ -194,6 +194,32 @@ def test_backward_with_another_beta_than_the_forward_expected_gives_that_betas_g
     np.testing.assert_array_equal(got[2], got[3])
     assert np.any(got[1] != got[3])
 
+
+def test_fit_telling_the_workspace_each_steps_tc_weight_changes_only_the_speed(monkeypatch):
+    """fit sets ws.tc_beta to the scheduled weight before each forward (the rows are weighted
+    with it once); without that, every backward of a warm-up reruns the rows: same parameters,
+    bit for bit."""
+    from betavae_np.nn.workspace import Workspace
+    X = np.random.default_rng(2).random((96, 6)).astype(np.float32)
+    loss = losses.TCVAE(alpha=1.0, beta=3.0, gamma=1.0, estimator="mss")
+    sched = bv.schedules.Linear(beta=3.0, warmup=1.0)
+
+    def train():
+        model = bv.BetaVAE(bv.VAEConfig(n_input=6, hidden=(5,), n_latent=2), rng=0)
+        bv.fit(model, X, epochs=2, batch_size=32, rng=0, loss=loss, schedule=sched)
+        return model.params.copy()
+    prop, seen = Workspace.tc_beta, []
+
+    def record(ws, b):
+        seen.append(b)
+        prop.fset(ws, b)
+    monkeypatch.setattr(Workspace, "tc_beta", property(prop.fget, record))
+    told = train()
+    assert len(set(seen)) == len(seen) == 6, "one new weight per step of the warm-up"
+    monkeypatch.setattr(Workspace, "tc_beta", property(prop.fget, lambda ws, b: None))
+    untold = train()
+    np.testing.assert_array_equal(told, untold)
+
 def test_specs_round_trip_and_refuse_bad_values():
     for loss in LOSSES.values():
         assert losses.from_dict(loss.to_dict()) == loss
