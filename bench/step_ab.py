@@ -9,8 +9,10 @@ process, on the same data, with the same BLAS; blocks of ``steps`` steps (forwar
 Adam, standard workload: n_input 160, hidden (128, 64), latent 8, relu, float32) alternate
 between them, and the median block time per step of each and their ratio are printed.
 Alternating blocks within one process makes a shared machine's load hit both alike.
-``--tcvae`` also times this checkout's beta-TCVAE step (MWS, dataset size 4096) and prints its
-ratio to this checkout's beta-VAE step.
+``--tcvae`` also times this checkout's beta-TCVAE step (MWS, dataset size 4096, TC weight 4, the
+weight every step passes, as ``fit`` sets it before each forward) and prints its ratio to this
+checkout's beta-VAE step; with ``--base`` too, the other checkout's TC-VAE step is timed
+alongside (its ratio to its own beta-VAE step, and new/base of the two TC-VAE steps).
 
 ``--threads`` is Numba's thread count (the chunks of a split batch and the TC-VAE stage's row
 blocks); BLAS runs on one thread during the timed steps, as :func:`betavae_np.fit` runs it with
@@ -92,7 +94,11 @@ def main() -> None:
             if old is not None:
                 runs["base"] = stepper(old, B)
             if args.tcvae:
-                runs["tcvae"] = stepper(new, B, new.losses.TCVAE(estimator="mws", dataset_size=4096))
+                runs["tcvae"] = stepper(new, B, new.losses.TCVAE(beta=4.0, estimator="mws",
+                                                                  dataset_size=4096))
+                if old is not None:
+                    runs["tcvae_base"] = stepper(old, B, old.losses.TCVAE(
+                        beta=4.0, estimator="mws", dataset_size=4096))
             times = {k: [] for k in runs}
             for _ in range(args.blocks):
                 for k, run in runs.items():
@@ -108,6 +114,11 @@ def main() -> None:
                 pair = statistics.median(t / b for t, b in zip(times["tcvae"], times["new"]))
                 line += (f"  tcvae {med['tcvae']:8.1f} us/step  tcvae/new {med['tcvae'] / med['new']:.2f}"
                          f" (median of block pairs {pair:.2f})")
+            if args.tcvae and old is not None:
+                pair = statistics.median(t / b for t, b in zip(times["tcvae_base"], times["base"]))
+                line += (f"\n            base tcvae {med['tcvae_base']:8.1f} us/step  tcvae/base "
+                         f"{med['tcvae_base'] / med['base']:.2f} (median of block pairs {pair:.2f})"
+                         f"  tcvae new/base {med['tcvae'] / med['tcvae_base']:.3f}")
             print(line, flush=True)
     print("load after:", os.getloadavg())
 

@@ -274,6 +274,8 @@ def fit(model, X, epochs: int = 30, batch_size: int = 256, optimizer=None, sched
                         take(src, rows, axis=0, out=xb, mode="clip")
                     else:
                         src.gather(rows, xb)
+                    if tc:                               # the weight the forward fuses in
+                        ws.tc_beta = schedule(step, total)
                     recon, kl = forward(ws, xb, eb)
                     if not (isfinite(recon) and isfinite(kl)):
                         raise diverged(epoch, step, "loss")

@@ -470,6 +470,40 @@ def ref_tc_terms(mu, logvar, z, N, estimator):
     return (condx - logqz).mean(), (logqz - logprod).mean(), (logprod - logpz).mean()
 
 
+
+def ref_tc_grads(mu, logvar, z, N, estimator, alpha, beta, gamma):
+    """d(alpha MI + beta TC + gamma KL_dim)/d[z | mu | logvar] (B, 3L), analytically and un-fused:
+    the gradients of mean log q(z|x), mean log q(z), mean sum_j log q(z_j) and mean log p(z) each
+    on its own over the full (B, B, L) arrays, then weighted (alpha, beta - alpha, gamma - beta,
+    -gamma)."""
+    B, L = mu.shape
+    iv = np.exp(-logvar)[None]                          # (1, B, L) over components k
+    diff = z[:, None, :] - mu[None]                     # (i, k, j)
+    d = diff * iv
+    dlv = 0.5 * (d * diff - 1.0)                        # dl/dlogvar_kj
+    lq = -0.5 * (LOG_2PI + logvar[None] + diff * d)
+    if estimator == "mws" or B == 1:
+        logw = np.full((B, B), -np.log(N * B))
+    else:
+        logw = np.log(ref_mss_weights(B, N))
+    a = logw + lq.sum(axis=2)
+    P = np.exp(a - a.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)                   # (i, k) joint softmax
+    r = logw[:, :, None] + lq
+    R = np.exp(r - r.max(axis=1, keepdims=True))
+    R /= R.sum(axis=1, keepdims=True)                   # (i, k, j) per-dimension softmax
+
+    def means(W):                                       # gradients of mean_i sum_j LSE_k (.)
+        return np.concatenate([-(W * d).sum(axis=1), (W * d).sum(axis=0),
+                               (W * dlv).sum(axis=0)], axis=1) / B
+    eye = np.eye(B)[:, :, None]                         # log q(z_i|x_i): the own component
+    g_condx = means(np.broadcast_to(eye, (B, B, L)))
+    g_qz = means(np.broadcast_to(P[:, :, None], (B, B, L)))
+    g_prod = means(R)
+    g_pz = np.concatenate([-z / B, np.zeros((B, 2 * L))], axis=1)
+    return (alpha * g_condx + (beta - alpha) * g_qz + (gamma - beta) * g_prod
+            - gamma * g_pz)
+
 # --- universe window sets: scales kept as positions -----------------------------------------------
 
 def ref_group_extrema(raw, group, ends, lookback, n_groups):

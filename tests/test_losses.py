@@ -172,6 +172,54 @@ def test_fit_with_tcvae_fills_in_the_dataset_size_and_records_the_terms():
     assert all(np.isfinite(hist.train_total))
 
 
+
+@pytest.mark.parametrize("engine", ["compiled", "numpy"])
+def test_backward_with_another_beta_than_the_forward_expected_gives_that_betas_gradient(engine):
+    """A TC-VAE forward computes the gradient pass for ws.tc_beta; a backward with another beta
+    (a schedule that did not tell the workspace) reruns it: the same bits as a forward told
+    that beta, and the workspace keeps the last beta."""
+    loss = losses.TCVAE(alpha=0.5, beta=1.0, gamma=2.0, estimator="mss", dataset_size=200)
+    model, X, eps = _setup(6, (5,), 3, "tanh", 3, 64, loss, dtype="float32")
+    ws = model.workspace(64, engine, loss=loss)
+    assert ws.tc_beta == 1.0
+    assert np.isnan(model.workspace(64, engine, loss=losses.BetaVAE()).tc_beta)
+    got = []
+    for told, beta in ((1.0, 3.0), (3.0, 3.0), (3.0, 0.5), (0.5, 0.5)):
+        ws.tc_beta = told
+        model.forward_train(ws, X, eps)
+        model.backward_train(ws, beta)
+        assert ws.tc_beta == beta
+        got.append(model.grads.copy())
+    np.testing.assert_array_equal(got[0], got[1])
+    np.testing.assert_array_equal(got[2], got[3])
+    assert np.any(got[1] != got[3])
+
+
+def test_fit_telling_the_workspace_each_steps_tc_weight_changes_only_the_speed(monkeypatch):
+    """fit sets ws.tc_beta to the scheduled weight before each forward (the rows are weighted
+    with it once); without that, every backward of a warm-up reruns the rows: same parameters,
+    bit for bit."""
+    from betavae_np.nn.workspace import Workspace
+    X = np.random.default_rng(2).random((96, 6)).astype(np.float32)
+    loss = losses.TCVAE(alpha=1.0, beta=3.0, gamma=1.0, estimator="mss")
+    sched = bv.schedules.Linear(beta=3.0, warmup=1.0)
+
+    def train():
+        model = bv.BetaVAE(bv.VAEConfig(n_input=6, hidden=(5,), n_latent=2), rng=0)
+        bv.fit(model, X, epochs=2, batch_size=32, rng=0, loss=loss, schedule=sched)
+        return model.params.copy()
+    prop, seen = Workspace.tc_beta, []
+
+    def record(ws, b):
+        seen.append(b)
+        prop.fset(ws, b)
+    monkeypatch.setattr(Workspace, "tc_beta", property(prop.fget, record))
+    told = train()
+    assert len(set(seen)) == len(seen) == 6, "one new weight per step of the warm-up"
+    monkeypatch.setattr(Workspace, "tc_beta", property(prop.fget, lambda ws, b: None))
+    untold = train()
+    np.testing.assert_array_equal(told, untold)
+
 def test_specs_round_trip_and_refuse_bad_values():
     for loss in LOSSES.values():
         assert losses.from_dict(loss.to_dict()) == loss

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from naive import central_diff, ref_row_sum, ref_tc_terms
+from naive import central_diff, ref_row_sum, ref_tc_grads, ref_tc_terms
 from numba import njit
 
 from betavae_np import losses
@@ -67,6 +67,7 @@ def _stage(mu, logvar, z, loss, N, beta, dtype, nb):
     """Run gather / prepare / rows per block / terms / grad; return (terms[2:5], G (B, 3L))."""
     B, L = mu.shape
     lc, lw = loss.codes(-1, N)
+    lw = np.append(lw, beta)                              # the fused TC weight (tc.TC_BETA)
     tcb = np.full(tc.tc_shape(B, L, nb), np.nan, dtype)   # nothing may be read before written
     H = np.concatenate([mu, logvar], axis=1).astype(dtype)
     tc.tc_gather(tcb, B, L, 0, H, z.astype(dtype))
@@ -76,7 +77,7 @@ def _stage(mu, logvar, z, loss, N, beta, dtype, nb):
         tc.tc_rows(c, nb, lc, lw, B, L, tcb)
     tc.tc_terms(B, L, tcb, terms)
     G = np.zeros((B, 3 * L), dtype)
-    tc.tc_grad(lw, beta, B, L, nb, tcb, G)
+    tc.tc_grad(lw, B, L, nb, tcb, G)
     return terms[2:5].copy(), G
 
 
@@ -139,3 +140,41 @@ def test_tc_stage_survives_log_densities_that_overflow_the_own_component_shift()
     np.testing.assert_allclose(t32, t64, rtol=1e-5)
     ref_terms, _ = _reference(mu, logvar, z, loss, N, 1.0)
     np.testing.assert_allclose(t64, ref_terms, rtol=1e-9)
+
+
+def test_naive_tc_gradient_twin_matches_central_differences():
+    """The un-fused analytic twin the fused kernel is checked against is itself exact."""
+    loss = losses.TCVAE(alpha=0.7, beta=3.0, gamma=1.3, estimator="mss", dataset_size=50)
+    mu, logvar, z = _batch(9, 3, seed=6)
+    _, ref_G = _reference(mu, logvar, z, loss, 50, 3.0)
+    G = ref_tc_grads(mu, logvar, z, 50, "mss", 0.7, 3.0, 1.3)
+    np.testing.assert_allclose(G, ref_G, rtol=1e-6, atol=1e-9 * np.abs(ref_G).max())
+
+
+@pytest.mark.parametrize("estimator", ["mws", "mss"])
+def test_tc_refresh_gives_the_gradient_of_the_backward_beta_when_the_schedule_moves(estimator):
+    """The rows fuse the weights with lw[TC_BETA]; a backward with another beta reruns them, and
+    its gradient is the un-fused one of that beta (and the same bits as a forward told that beta
+    in advance). B = 37 (odd: the last row of a block has no pair) in two blocks."""
+    B, L, N = 37, 3, 400
+    loss = losses.TCVAE(alpha=0.7, beta=1.0, gamma=1.3, estimator=estimator, dataset_size=N)
+    mu, logvar, z = _batch(B, L, seed=5)
+    lc, lw = loss.codes(-1, N)
+    lw = np.append(lw, 1.0)
+    tcb = np.full(tc.tc_shape(B, L, 2), np.nan)
+    tc.tc_gather(tcb, B, L, 0, np.concatenate([mu, logvar], axis=1), z)
+    terms = np.zeros(8)
+    tc.tc_forward(lc, lw, B, L, 2, tcb, terms)
+    prev = 1.0
+    for beta in (1.0, 4.0, 4.0, 0.25):                   # a schedule: same, new, same, new
+        reran = tc.tc_refresh(lc, lw, beta, B, L, 2, tcb)
+        assert reran == (beta != prev) and lw[tc.TC_BETA] == beta
+        prev = beta
+        G = np.zeros((B, 3 * L))
+        tc.tc_grad(lw, B, L, 2, tcb, G)
+        want = ref_tc_grads(mu, logvar, z, N, estimator, 0.7, beta, 1.3)
+        np.testing.assert_allclose(G, want, rtol=1e-9, atol=1e-12 * np.abs(want).max(),
+                                   err_msg=f"beta {beta}")
+        ahead_terms, ahead_G = _stage(mu, logvar, z, loss, N, beta, np.float64, nb=2)
+        np.testing.assert_array_equal(G, ahead_G)
+        np.testing.assert_array_equal(terms[2:5], ahead_terms)

@@ -5,6 +5,8 @@ can be built without loading the compiler."""
 KIND, RECON, ESTIMATOR, LS_OFF = 0, 1, 2, 3
 # positions in lw
 SIGMA, N_DATA, ALPHA, GAMMA = 0, 1, 2, 3
+# TC-VAE only: the TC weight the forward's gradient pass uses (appended by the workspace, .tc)
+TC_BETA = 4
 # codes
 BETAVAE, TCVAE = 0, 1
 SSE, GAUSSIAN, GAUSSIAN_LEARNED = 0, 1, 2

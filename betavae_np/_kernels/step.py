@@ -56,7 +56,7 @@ from .loss import (
     recon_block,
     sigma_weights,
 )
-from .tc import tc_gather, tc_grad, tc_prepare, tc_rows, tc_terms
+from .tc import tc_backward, tc_gather, tc_prepare, tc_rows, tc_terms
 from .vae import heads_backward, heads_sample
 
 __all__ = ["forward_pass", "backward_pass", "loss_stage", "loss_grad", "sigma_grad", "forward_chunks", "backward_chunks",
@@ -378,12 +378,12 @@ def loss_grad(lc, lw, beta, B, nb, tcb, G):  # pragma: no cover - compiled
     """The loss stage's gradient w.r.t. ``[z | mu | logvar]`` for the backward; returns the weight
     of the closed-form KL that :func:`.vae.heads_backward` applies.
 
-    beta-TCVAE: ``G`` (B, 3L) = ``alpha dMI + beta dTC + gamma dKL_dim`` (:func:`.tc.tc_grad`) and
-    no closed-form KL; beta-VAE: ``G`` is not read and the KL weight is ``beta``. ``nb``: the
+    beta-TCVAE: ``G`` (B, 3L) = ``alpha dMI + beta dTC + gamma dKL_dim`` (:func:`.tc.tc_backward`)
+    and no closed-form KL; beta-VAE: ``G`` is not read and the KL weight is ``beta``. ``nb``: the
     number of row blocks the estimator ran in (the step's chunks).
     """
     if lc[KIND] == TCVAE:
-        tc_grad(lw, beta, B, G.shape[1] // 3, nb, tcb, G)
+        tc_backward(lc, lw, beta, B, G.shape[1] // 3, nb, tcb, G)
         return 0.0
     return beta
 

@@ -20,35 +20,43 @@ component ``(mu_k, logvar_k)``.
 
 Computation
 -----------
-O(B^2 L) time, O(B L) memory (:func:`tc_shape`: 165 KiB at B = 256, L = 8 in float32, made once
-per workspace), in the model's dtype (float32 runs 8 SIMD lanes on AVX2). Per evaluation row
-``i`` (:func:`tc_rows`), one pass over the components ``k`` per dimension computes ``l[i,k,j]``
-(contiguous in ``k``: the components are stored dimension-major), its exponential
-(:func:`.fastexp.fexp`, vectorised) and the joint sums ``sum_j l``; a second pass accumulates the
-gradient terms with the softmax weights just made (nothing is recomputed in the backward, which
-only weighs and adds, :func:`tc_grad`). Each logsumexp is shifted by the row's own component
-(``k = i``, known before the pass, so every sum is at least 1 and no pass for the maximum is
-needed); a row whose sums overflow that way (log densities spread beyond ~88 nats in float32) is
-redone with the maximum as the shift. Sums over ``k`` go through :func:`.rowsum.row_sum` (a fixed
-lane order) and the loops that call it are compiled without reassociation, so the bits do not
-depend on how LLVM vectorised a copy of the kernel (a cached and a freshly compiled step agree).
-The rows are split into ``nb`` blocks (the step's chunks) that run on separate threads, each with
-its own accumulators, summed in block order afterwards: results do not depend on the thread
-count.
+O(B^2 L) time, O(B L) memory (:func:`tc_shape`: 153 KiB at B = 256, L = 8 and two blocks in
+float32, made once per workspace), in the model's dtype (float32 runs 8 SIMD lanes on AVX2). Per
+evaluation row ``i`` (:func:`.tc_row.row_eval`), one pass over the components ``k`` per dimension
+computes ``l[i,k,j]`` (contiguous in ``k``: the components are stored dimension-major), its
+exponential (:func:`.fastexp.fexp`, vectorised) and the joint sums ``sum_j l``; a second pass
+(:func:`tc_rows`) accumulates the gradient terms with the softmax weights just made, two rows at
+a time so the accumulators are read and written once per pair (nothing is recomputed in the
+backward, which only adds the blocks and the own-row terms, :func:`tc_grad`). Each logsumexp is
+shifted by the row's own component (``k = i``, known before the pass, so every sum is at least 1
+and no pass for the maximum is needed); a row whose sums overflow that way (log densities spread
+beyond ~88 nats in float32) is redone with the maximum as the shift. Sums over ``k`` go through
+:func:`.rowsum.row_sum` (a fixed lane order) and the loops that call it are compiled without
+reassociation, so the bits do not depend on how LLVM vectorised a copy of the kernel (a cached
+and a freshly compiled step agree). The rows are split into ``nb`` blocks (the step's chunks)
+that run on separate threads, each with its own accumulators, summed in block order afterwards:
+results do not depend on the thread count.
 
 Gradients, with ``d = (z_ij - mu_kj) exp(-logvar_kj)``: ``dl/dz_ij = -d``, ``dl/dmu_kj = d``,
 ``dl/dlogvar_kj = (d (z_ij - mu_kj) - 1) / 2``; the softmax weights ``P[i,k]`` (joint) and
-``R[i,k,j]`` (per dimension) carry them to ``mean_i log q(z_i)`` and ``mean_i sum_j log q(z_ij)``.
+``R[i,k,j]`` (per dimension) carry them to ``mean_i log q(z_i)`` and ``mean_i sum_j log q(z_ij)``,
+which the loss weighs by ``cq = beta - alpha`` and ``cp = gamma - beta``. The gradient pass
+accumulates the weighted sum ``q_k = cq P[i,k] + cp R[i,k,j]`` directly (one mu-, one logvar- and
+one z-gradient stream instead of two each), so it needs beta, the step's scheduled weight, before
+the backward: it uses ``lw[TC_BETA]`` (the workspace appends that slot to the loss spec, see
+:attr:`betavae_np.nn.workspace.Workspace.tc_beta`; ``fit`` sets it to the step's weight before
+each forward). A backward with another beta (:func:`tc_refresh`) reruns the rows with it first
+(serially), so the gradient is always the one of the beta it is given.
 
-Buffer ``tcb`` (model dtype), shape :func:`tc_shape` ``(8 L + 3 + nb (5 L + 9), max(B, L + 1))``,
+Buffer ``tcb`` (model dtype), shape :func:`tc_shape` ``(7 L + 3 + nb (4 L + 15), max(B, L + 1))``,
 addressed by rows (a row is a contiguous vector over components ``k`` or rows ``i``; offsets from
 :func:`_rows`): shared ``MU, LV, IV = exp(-logvar), CC = -(log 2 pi + logvar) / 2, HH = -IV / 2``,
-``Z`` and ``GZQ, GZP`` (the z-gradients of the two log-means), L rows each, dimension-major
+``Z`` and ``GZ`` (the z-gradient of the weighted log-means), L rows each, dimension-major
 (``MU[j, k]``, ``Z[j, i]``); ``RT`` 3 rows: per evaluation row the MI, TC and dimension-wise KL
-terms; then per block ``T`` (L + 4 rows) the row's exponentials, then scratch rows: the joint
-log densities, the two z-gradient terms before their sums, the joint exponentials;
-``GQM, GQV, GPM, GPV`` (L rows each) the mu- and (twice the) logvar-gradients, and rows ``w, a``
-(B,), ``s`` (L + 1,), ``m, z`` (L,).
+terms; then per block ``T1, T2`` (L + 3 rows each, one per row of a pair) the row's
+exponentials, then scratch rows: the joint log densities, the z-gradient terms before their sum,
+the joint exponentials; ``GM, GV`` (L rows each) the mu- and (twice the) logvar-gradients, and
+rows ``w`` (B,), ``a1, a2`` (B,), ``s1, s2`` (L + 1,), ``m1, z1, m2, z2`` (L,).
 """
 
 from __future__ import annotations
@@ -58,12 +66,13 @@ import math
 from numba import njit
 
 from ..config import JIT_EXACT, JIT_SERIAL
-from .fastexp import fexp
 from .loss import ALPHA, ESTIMATOR, GAMMA, MSS, N_DATA
+from .loss_codes import TC_BETA
 from .rowsum import row_sum
+from .tc_row import log_weight, row_eval
 
-__all__ = ["tc_shape", "tc_gather", "tc_prepare", "tc_rows", "tc_terms", "tc_forward", "tc_grad",
-           "log_weight"]
+__all__ = ["TC_BETA", "tc_shape", "tc_gather", "tc_prepare", "tc_rows", "tc_terms", "tc_forward",
+           "tc_refresh", "tc_grad", "tc_backward", "log_weight"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -71,31 +80,30 @@ LOG_2PI = math.log(2.0 * math.pi)
 def tc_shape(B: int, L: int, nb: int) -> tuple[int, int]:
     """Shape of the buffer ``tcb`` for batches of up to ``B`` rows in ``nb`` blocks.
 
-    ``(8 L + 3 + nb (5 L + 9), max(B, L + 1))``: for B = 256, L = 8 and two blocks, 165 x 256
-    values (165 KiB in float32).
+    ``(7 L + 3 + nb (4 L + 15), max(B, L + 1))``: for B = 256, L = 8 and two blocks, 153 x 256
+    values (153 KiB in float32).
     """
-    return 8 * L + 3 + nb * (5 * L + 9), max(B, L + 1)
+    return 7 * L + 3 + nb * (4 * L + 15), max(B, L + 1)
 
 
 @njit(**JIT_SERIAL)
 def _rows(L):  # pragma: no cover - compiled
-    """First rows of MU, LV, IV, CC, HH, Z, GZQ, GZP, RT and of block 0."""
-    return 0, L, 2 * L, 3 * L, 4 * L, 5 * L, 6 * L, 7 * L, 8 * L, 8 * L + 3
+    """First rows of MU, LV, IV, CC, HH, Z, GZ, RT and of block 0."""
+    return 0, L, 2 * L, 3 * L, 4 * L, 5 * L, 6 * L, 7 * L, 7 * L + 3
 
 
 @njit(**JIT_SERIAL)
 def _block_rows(c, L):  # pragma: no cover - compiled
-    """First rows of block ``c``'s T (L + 4 rows), GQM, GQV, GPM, GPV and its rows w, a, s, m
-    (z follows m)."""
-    o = 8 * L + 3 + c * (5 * L + 9)
-    return o, o + L + 4, o + 2 * L + 4, o + 3 * L + 4, o + 4 * L + 4, o + 5 * L + 4, \
-        o + 5 * L + 5, o + 5 * L + 6, o + 5 * L + 7
+    """First rows of block ``c``'s T1, T2 (L + 3 rows each), GM, GV and its rows w (a1, a2
+    follow), s1 (s2 follows), m1 (z1, m2, z2 follow)."""
+    o = 7 * L + 3 + c * (4 * L + 15)
+    return o, o + 2 * L + 6, o + 3 * L + 6, o + 4 * L + 6, o + 4 * L + 9, o + 4 * L + 11
 
 
 @njit(**JIT_SERIAL)
 def tc_gather(tcb, B, L, lo, H, Z):  # pragma: no cover - compiled
     """Copy a row block's ``[mu | logvar]`` (b, 2L) and ``z`` (b, L) to columns ``lo..`` of tcb."""
-    rMU, rLV, rZ = 0, L, 5 * L
+    rMU, rLV, _rIV, _rCC, _rHH, rZ, _rGZ, _rRT, _b = _rows(L)
     for r in range(H.shape[0]):
         i = lo + r
         for j in range(L):
@@ -105,22 +113,19 @@ def tc_gather(tcb, B, L, lo, H, Z):  # pragma: no cover - compiled
 
 
 @njit(**JIT_SERIAL)
-def log_weight(i, k, B, N, mss):  # pragma: no cover - compiled
-    """``w_ik``: log weight of component ``k`` when evaluating row ``i`` (module notes)."""
-    if not mss or B < 2:
-        return -math.log(N * B)
-    if k == i:
-        return -math.log(N)
-    M = B - 1.0
-    if k == (i + 1) % B:
-        return math.log((N - M) / (N * M))
-    return -math.log(M)
+def _zero_grads(B, L, nb, tcb):  # pragma: no cover - compiled
+    """Zero every block's accumulators ``GM, GV``."""
+    for c in range(nb):
+        rGM = _block_rows(c, L)[1]
+        for r in range(rGM, rGM + 2 * L):
+            for k in range(B):
+                tcb[r, k] = 0.0
 
 
 @njit(**JIT_SERIAL)
 def tc_prepare(B, L, nb, tcb):  # pragma: no cover - compiled
     """After the gathers: the per-component constants ``IV, CC, HH`` and zeroed accumulators."""
-    _rMU, rLV, rIV, rCC, rHH, _rZ, _q, _p, _t, _b = _rows(L)
+    _rMU, rLV, rIV, rCC, rHH, _rZ, _rGZ, _rRT, _b = _rows(L)
     T = tcb.dtype.type
     for j in range(L):
         for k in range(B):
@@ -129,118 +134,24 @@ def tc_prepare(B, L, nb, tcb):  # pragma: no cover - compiled
             tcb[rIV + j, k] = T(iv)
             tcb[rCC + j, k] = T(-0.5 * (LOG_2PI + lv))
             tcb[rHH + j, k] = T(-0.5 * iv)
-    for c in range(nb):
-        rGQM = _block_rows(c, L)[1]
-        for r in range(rGQM, rGQM + 4 * L):
-            for k in range(B):
-                tcb[r, k] = 0.0
-
-
-@njit(**JIT_SERIAL)
-def _dim_sums(j, z, mj, w, a, T, MU, CC, HH, B):  # pragma: no cover - compiled
-    """Dimension ``j`` of one evaluation row: ``l_k = CC[j,k] + HH[j,k] (z - MU[j,k])^2`` added
-    to ``a_k``, ``T[j,k] = exp(w_k + l_k - mj)`` (elementwise: no reduction here, see
-    :func:`.rowsum.row_sum`)."""
-    for k in range(B):                           # vectorised over k
-        diff = z - MU[j, k]
-        lk = CC[j, k] + HH[j, k] * diff * diff
-        a[k] += lk
-        T[j, k] = fexp(w[k] + lk - mj)
-
-
-@njit(**JIT_SERIAL)
-def _dim_max(j, z, w, MU, CC, HH, B):  # pragma: no cover - compiled
-    """``max_k (w_k + l_k)`` of dimension ``j`` of one evaluation row (the overflow fallback)."""
-    mx = -math.inf
-    for k in range(B):
-        diff = z - MU[j, k]
-        v = w[k] + CC[j, k] + HH[j, k] * diff * diff
-        if v > mx:
-            mx = v
-    return mx
-
-
-@njit(**JIT_SERIAL)
-def _dim_grads(j, z, invs, a, T, MU, IV, QM, QV, PM, PV, B, L):  # pragma: no cover - compiled
-    """Dimension ``j`` of one evaluation row: the softmax weights ``p_k = a_k`` (joint) and
-    ``r_k = T[j,k] invs`` (per dimension) times ``d_k = (z - MU[j,k]) IV[j,k]`` added to the
-    components' mu-gradients ``QM, PM`` and times ``d_k (z - MU[j,k]) - 1`` to ``QV, PV``
-    (row ``j``); ``p_k d_k`` and ``r_k d_k`` into ``T[L + 1]``, ``T[L + 2]`` (summed by the
-    caller)."""
-    for k in range(B):                           # vectorised over k
-        diff = z - MU[j, k]
-        d = diff * IV[j, k]
-        p = a[k]
-        r = T[j, k] * invs
-        pd = p * d
-        rd = r * d
-        T[L + 1, k] = pd
-        T[L + 2, k] = rd
-        QM[j, k] += pd
-        PM[j, k] += rd
-        QV[j, k] += pd * diff - p
-        PV[j, k] += rd * diff - r
-
-
-@njit(**JIT_SERIAL)
-def _joint(a, B, ma, T, r):  # pragma: no cover - compiled
-    """``a_k <- exp(a_k - ma)``, also into ``T[r]`` (summed there by the caller)."""
-    for k in range(B):
-        e = fexp(a[k] - ma)
-        a[k] = e
-        T[r, k] = e
-
-
-@njit(**JIT_EXACT)
-def _row_sums(i, z, w, a, s, m, T, MU, CC, HH, B, L):  # pragma: no cover - compiled
-    """Evaluation row ``i`` (``z`` its column of Z): the per-dimension exponentials into ``T``
-    and sums into ``s`` (shifts ``m``), the joint weights' exponentials into ``a``; returns the
-    joint shift. Shifts are the own component's (every sum >= 1); on overflow, the maximum."""
-    inf = T.dtype.type(math.inf)
-    for k in range(B):
-        a[k] = w[k]
-    ok = True
-    for j in range(L):
-        _dim_sums(j, z[j], m[j], w, a, T, MU, CC, HH, B)
-        s[j] = row_sum(T, j, B)
-        ok = ok and s[j] < inf
-    if not ok:                                   # overflow (or NaN): shift by the maximum
-        for k in range(B):
-            a[k] = w[k]
-        for j in range(L):
-            m[j] = _dim_max(j, z[j], w, MU, CC, HH, B)
-            _dim_sums(j, z[j], m[j], w, a, T, MU, CC, HH, B)
-            s[j] = row_sum(T, j, B)
-    ma = a[i]
-    # a is overwritten by the exponentials: keep the joint log densities for the fallback
-    for k in range(B):
-        T[L, k] = a[k]
-    _joint(a, B, ma, T, L + 3)
-    acc = row_sum(T, L + 3, B)
-    if not acc < inf:
-        amax = -inf
-        for k in range(B):
-            if T[L, k] > amax:
-                amax = T[L, k]
-            a[k] = T[L, k]
-        ma = amax
-        _joint(a, B, ma, T, L + 3)
-        acc = row_sum(T, L + 3, B)
-    s[L] = acc
-    return ma
+    _zero_grads(B, L, nb, tcb)
 
 
 @njit(**JIT_EXACT)
 def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     """Block ``c`` of ``nb``: the estimator terms of its rows (into ``RT``) and their
-    contributions to the unweighted gradients (``GZQ, GZP`` columns, block ``c``'s ``GQM, GQV,
-    GPM, GPV``) (module notes). Blocks write disjoint memory: they may run on separate threads."""
+    contributions to the gradients weighted with ``lw[TC_BETA]`` (``GZ`` columns, block ``c``'s
+    ``GM, GV``) (module notes). Rows go in pairs (the last one alone when the block has an odd
+    number), so each pair's gradient pass updates the accumulators once. Blocks write disjoint
+    memory: they may run on separate threads."""
     N = lw[N_DATA]
     mss = lc[ESTIMATOR] == MSS
-    rMU, _rLV, rIV, rCC, rHH, rZ, rGZQ, rGZP, rRT, _b = _rows(L)
-    rT, rGQM, rGQV, rGPM, rGPV, rw, _ra, rs, rm = _block_rows(c, L)
+    rMU, _rLV, rIV, rCC, rHH, rZ, rGZ, rRT, _b = _rows(L)
+    rT, rGM, rGV, rw, rs, rm = _block_rows(c, L)
     Ty = tcb.dtype.type
     inv_b = 1.0 / B
+    cq = inv_b * (lw[TC_BETA] - lw[ALPHA])       # weight of mean log q(z), over B
+    cp = inv_b * (lw[GAMMA] - lw[TC_BETA])       # weight of mean sum_j log q(z_j), over B
     lo = c * B // nb
     hi = (c + 1) * B // nb
     # views made once per block (not per row: each view costs reference counting)
@@ -248,55 +159,64 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     IV = tcb[rIV:rIV + L]
     CC = tcb[rCC:rCC + L]
     HH = tcb[rHH:rHH + L]
-    T = tcb[rT:rT + L + 4]                       # rows L..L+3: scratch (see _row_sums, _dim_grads)
-    QM = tcb[rGQM:rGQM + L]
-    QV = tcb[rGQV:rGQV + L]
-    PM = tcb[rGPM:rGPM + L]
-    PV = tcb[rGPV:rGPV + L]
+    T1 = tcb[rT:rT + L + 3]                      # rows L..L+2: scratch (see .tc_row.row_sums, below)
+    T2 = tcb[rT + L + 3:rT + 2 * L + 6]
+    GM = tcb[rGM:rGM + L]
+    GV = tcb[rGV:rGV + L]
     w = tcb[rw]
-    a = tcb[rw + 1]
-    s = tcb[rs]                                  # s[:L] per dimension, s[L] the joint
-    m = tcb[rm]
-    z = tcb[rm + 1]                              # the evaluation row's z, contiguous
-    w_rest = Ty(log_weight(0, 2 % B, B, N, mss))
-    for i in range(lo, hi):
-        # log weights of the components for row i
-        for k in range(B):
-            w[k] = w_rest
-        w[(i + 1) % B] = Ty(log_weight(i, (i + 1) % B, B, N, mss))
-        w[i] = Ty(log_weight(i, i, B, N, mss))
-        condx = 0.0
-        pz = 0.0
-        for j in range(L):
-            zj = tcb[rZ + j, i]
-            z[j] = zj
-            diff = zj - MU[j, i]
-            li = CC[j, i] + HH[j, i] * diff * diff
-            m[j] = w[i] + li                     # the own component's shift
-            condx += li
-            pz -= 0.5 * (LOG_2PI + float(zj) * float(zj))
-        ma = _row_sums(i, z, w, a, s, m, T, MU, CC, HH, B, L)
-        acc = float(s[L])
-        qz = float(ma) + math.log(acc)
-        pk = Ty(inv_b / acc)
-        for k in range(B):
-            a[k] *= pk                           # P[i, k] / B
-        prod = 0.0
-        for j in range(L):
-            prod += float(m[j]) + math.log(float(s[j]))
-        for j in range(L):
-            _dim_grads(j, z[j], Ty(inv_b / float(s[j])), a, T, MU, IV, QM, QV, PM, PV, B, L)
-            tcb[rGZQ + j, i] = -row_sum(T, L + 1, B)
-            tcb[rGZP + j, i] = -row_sum(T, L + 2, B)
-        tcb[rRT, i] = Ty(condx - qz)
-        tcb[rRT + 1, i] = Ty(qz - prod)
-        tcb[rRT + 2, i] = Ty(prod - pz)
+    a1 = tcb[rw + 1]
+    a2 = tcb[rw + 2]
+    s1 = tcb[rs]                                 # s[:L] per dimension, s[L] the joint
+    s2 = tcb[rs + 1]
+    m1 = tcb[rm]
+    z1 = tcb[rm + 1]                             # the evaluation row's z, contiguous
+    m2 = tcb[rm + 2]
+    z2 = tcb[rm + 3]
+    for i in range(lo, hi, 2):
+        row_eval(i, N, mss, cq, rRT, rZ, z1, w, a1, s1, m1, T1, MU, CC, HH, B, L, tcb)
+        if i + 1 < hi:
+            row_eval(i + 1, N, mss, cq, rRT, rZ, z2, w, a2, s2, m2, T2, MU, CC, HH, B, L, tcb)
+            for j in range(L):
+                # per dimension, both rows: q_k = a_k + cj T[j,k] (a = cq P[i, :], cj = cp / s_j)
+                # times d_k = (z - MU[j,k]) IV[j,k] into GM, times d_k (z - MU[j,k]) - 1 into
+                # GV (one update for the pair), q_k d_k into T[L + 1] for the z-gradient's sum
+                zj1 = z1[j]
+                zj2 = z2[j]
+                c1 = Ty(cp / float(s1[j]))
+                c2 = Ty(cp / float(s2[j]))
+                for k in range(B):               # vectorised over k
+                    mu = MU[j, k]
+                    iv = IV[j, k]
+                    diff1 = zj1 - mu
+                    q1 = a1[k] + c1 * T1[j, k]
+                    qd1 = q1 * (diff1 * iv)
+                    T1[L + 1, k] = qd1
+                    diff2 = zj2 - mu
+                    q2 = a2[k] + c2 * T2[j, k]
+                    qd2 = q2 * (diff2 * iv)
+                    T2[L + 1, k] = qd2
+                    GM[j, k] += qd1 + qd2
+                    GV[j, k] += (qd1 * diff1 - q1) + (qd2 * diff2 - q2)
+                tcb[rGZ + j, i] = -row_sum(T1, L + 1, B)
+                tcb[rGZ + j, i + 1] = -row_sum(T2, L + 1, B)
+        else:                                    # the block's last row, alone
+            for j in range(L):
+                zj1 = z1[j]
+                c1 = Ty(cp / float(s1[j]))
+                for k in range(B):               # vectorised over k
+                    diff1 = zj1 - MU[j, k]
+                    q1 = a1[k] + c1 * T1[j, k]
+                    qd1 = q1 * (diff1 * IV[j, k])
+                    T1[L + 1, k] = qd1
+                    GM[j, k] += qd1
+                    GV[j, k] += qd1 * diff1 - q1
+                tcb[rGZ + j, i] = -row_sum(T1, L + 1, B)
 
 
 @njit(**JIT_EXACT)
 def tc_terms(B, L, tcb, terms):  # pragma: no cover - compiled
     """MI, TC and dimension-wise KL (batch means, in row order) into ``terms[2:5]``."""
-    rRT = _rows(L)[8]
+    rRT = _rows(L)[7]
     s0 = s1 = s2 = 0.0
     for i in range(B):
         s0 += float(tcb[rRT, i])
@@ -310,24 +230,37 @@ def tc_terms(B, L, tcb, terms):  # pragma: no cover - compiled
 @njit(**JIT_SERIAL)
 def tc_forward(lc, lw, B, L, nb, tcb, terms):  # pragma: no cover - compiled
     """The whole estimator stage on the gathered batch, blocks one after the other (the same
-    results as running :func:`tc_rows` on threads): terms into ``terms[2:5]``, the unweighted
-    gradients into ``tcb`` for :func:`tc_grad`."""
+    results as running :func:`tc_rows` on threads): terms into ``terms[2:5]``, the gradients
+    weighted with ``lw[TC_BETA]`` into ``tcb`` for :func:`tc_grad`."""
     tc_prepare(B, L, nb, tcb)
     for c in range(nb):
         tc_rows(c, nb, lc, lw, B, L, tcb)
     tc_terms(B, L, tcb, terms)
 
 
+@njit(**JIT_SERIAL)
+def tc_refresh(lc, lw, beta, B, L, nb, tcb):  # pragma: no cover - compiled
+    """Make the accumulated gradients those of ``beta``: when the forward weighted them with
+    another ``lw[TC_BETA]``, set it to ``beta`` and rerun the rows (blocks one after the other,
+    the same bits as on threads; the terms do not depend on beta). Returns whether it reran."""
+    if lw[TC_BETA] == beta:
+        return False
+    lw[TC_BETA] = beta
+    _zero_grads(B, L, nb, tcb)
+    for c in range(nb):
+        tc_rows(c, nb, lc, lw, B, L, tcb)
+    return True
+
+
 @njit(**JIT_EXACT)
-def tc_grad(lw, beta, B, L, nb, tcb, G):  # pragma: no cover - compiled
+def tc_grad(lw, B, L, nb, tcb, G):  # pragma: no cover - compiled
     """``G`` (>= B, 3L) = d(alpha MI + beta TC + gamma KL_dim)/d[z | mu | logvar] of the last
-    :func:`tc_forward` (rows ``:B``, in G's dtype); the blocks' sums are added in block order."""
+    :func:`tc_forward` with ``beta = lw[TC_BETA]`` (rows ``:B``, in G's dtype; see
+    :func:`tc_refresh`); the blocks' sums are added in block order."""
     alpha = lw[ALPHA]
     gamma = lw[GAMMA]
-    rMU, _rLV, rIV, _rCC, _rHH, rZ, rGZQ, rGZP, _rRT, _b = _rows(L)
+    rMU, _rLV, rIV, _rCC, _rHH, rZ, rGZ, _rRT, _b = _rows(L)
     inv_b = 1.0 / B
-    cq = beta - alpha           # weight of mean log q(z)
-    cp = gamma - beta           # weight of mean sum_j log q(z_j)
     T = G.dtype.type
     for i in range(B):
         g = G[i]
@@ -335,17 +268,20 @@ def tc_grad(lw, beta, B, L, nb, tcb, G):  # pragma: no cover - compiled
             z = float(tcb[rZ + j, i])
             diff = z - float(tcb[rMU + j, i])
             d = diff * float(tcb[rIV + j, i])
-            qm = qv = pm = pv = 0.0
+            gm = gv = 0.0
             for c in range(nb):
-                _rT, rGQM, rGQV, rGPM, rGPV, _w, _a, _s, _m = _block_rows(c, L)
-                qm += float(tcb[rGQM + j, i])
-                qv += float(tcb[rGQV + j, i])
-                pm += float(tcb[rGPM + j, i])
-                pv += float(tcb[rGPV + j, i])
+                _rT, rGM, rGV, _w, _s, _m = _block_rows(c, L)
+                gm += float(tcb[rGM + j, i])
+                gv += float(tcb[rGV + j, i])
             # alpha * d mean log q(z|x) and -gamma * d mean log p(z), own row only
-            gz = inv_b * (-alpha * d + gamma * z)
-            gm = inv_b * alpha * d
-            gl = inv_b * alpha * 0.5 * (d * diff - 1.0)
-            g[j] = T(gz + cq * float(tcb[rGZQ + j, i]) + cp * float(tcb[rGZP + j, i]))
-            g[L + j] = T(gm + cq * qm + cp * pm)
-            g[2 * L + j] = T(gl + 0.5 * (cq * qv + cp * pv))
+            g[j] = T(inv_b * (-alpha * d + gamma * z) + float(tcb[rGZ + j, i]))
+            g[L + j] = T(inv_b * alpha * d + gm)
+            g[2 * L + j] = T(inv_b * alpha * 0.5 * (d * diff - 1.0) + 0.5 * gv)
+
+
+@njit(**JIT_SERIAL)
+def tc_backward(lc, lw, beta, B, L, nb, tcb, G):  # pragma: no cover - compiled
+    """The backward's TC-VAE gradient for the step's ``beta``: :func:`tc_refresh` (a no-op when
+    the forward used that beta), then :func:`tc_grad` into ``G`` (>= B, 3L)."""
+    tc_refresh(lc, lw, beta, B, L, nb, tcb)
+    tc_grad(lw, B, L, nb, tcb, G)

@@ -259,6 +259,7 @@ class TrainingPasses:
         flat = np.zeros_like(self._grads)
         lay = self._layout
         dX = None
+        ws.tc_beta = beta              # the TC-VAE forward computes the gradients for this beta
         with blas_threads(threads_for_batch(ws.capacity, ws.engine)):
             self.forward_train(ws, X, eps)
             if ws.engine == "compiled":

@@ -14,8 +14,11 @@ Either way a training step creates no arrays.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from .._kernels.loss_codes import TC_BETA
 from ..exceptions import ConfigError
 from . import engine
 from .params import Layout
@@ -133,6 +136,8 @@ class Workspace:
                               "make the model with BetaVAE(cfg, loss=...) or fit(model, ..., loss=...).")
         self.loss = loss
         self.lc, self.lw = loss.codes(layout.ls_off, n_data)
+        if isinstance(loss, losses.TCVAE):      # + the TC weight the gradient pass fuses (tc_beta)
+            self.lw = np.append(self.lw, float(loss.beta))
         if isinstance(loss, losses.TCVAE) and loss.estimator == "mss" and self.lw[N_DATA] < capacity:
             raise ConfigError(f"the MSS estimator needs dataset_size (N = {self.lw[N_DATA]:g}) of at least "
                               f"the batch size ({capacity}); N is the number of training samples.")
@@ -141,7 +146,7 @@ class Workspace:
         tc = isinstance(loss, losses.TCVAE)
         self.sw = np.zeros(n if loss.learn_sigma else 0, np.float64)       # exp(-2 log sigma)
         self.gls = np.zeros(n if loss.learn_sigma else 0, np.float64)      # d/dlog sigma
-        # TC-VAE scratch in the model dtype (tc_shape: 165 KiB at batch 256, 8 latents, float32)
+        # TC-VAE scratch in the model dtype (tc_shape: 153 KiB at batch 256, 8 latents, float32)
         self.tcb = np.zeros(tc_shape(capacity, L, n_chunks_for(capacity)) if tc else (0, 0), dtype)
         self.G = np.zeros((capacity if tc else 0, 3 * L), dtype)          # dloss/d[z|mu|logvar]
         self.terms = np.zeros(8, np.float64)       # recon, kl, mi, tc, kl_dim of the last batch
@@ -173,6 +178,23 @@ class Workspace:
         if p is None:
             p = self._plans[B] = Plan(self, B)
         return p
+
+    @property
+    def tc_beta(self) -> float:
+        """The TC weight the next TC-VAE ``forward_train`` computes the gradients for (NaN for
+        other losses).
+
+        Starts at the spec's ``beta``; every ``backward_train`` leaves it at its own beta. A
+        ``backward_train`` with another beta than the forward's reruns the estimator's rows
+        (serially) before its gradient, so set this to the step's weight before the forward when
+        the weight changes per step (``fit`` does). See :mod:`betavae_np._kernels.tc`.
+        """
+        return float(self.lw[TC_BETA]) if self.lw.shape[0] > TC_BETA else math.nan
+
+    @tc_beta.setter
+    def tc_beta(self, beta: float) -> None:
+        if self.lw.shape[0] > TC_BETA:
+            self.lw[TC_BETA] = beta
 
     @property
     def mu(self) -> np.ndarray:
