@@ -11,7 +11,7 @@ the image papers), so its useful range sits lower than there: 0.25..8.
 representation instead (window 32 x 6 z-scored return features, or x 11: min-max OHLCV and the
 return features; see ``Windower(representation=...)``); PCA is fitted on the same inputs.
 
-    python examples/synthetic_study.py [--steps 6000] [--features minmax] [--json out.json]
+    python examples/synthetic_study.py [--steps 6000] [--features minmax] [--recon sse|gaussian] [--json out.json]
 
 Prints a markdown table on stdout; progress on stderr.
 """
@@ -78,15 +78,16 @@ def score_pca(report, X, X_te):
     return r
 
 
-def run(betas, steps, n_train, n_test, seed, scores_rng, beta_vae, features="minmax"):
+def run(betas, steps, n_train, n_test, seed, scores_rng, beta_vae, features="minmax", recon="sse"):
     market, X, X_te = data(seed, n_train, n_test, features)
     report = partial(synthetic_report, market, rng=scores_rng, beta_vae=beta_vae)
     rows = {}
     epochs = epochs_for(steps, n_train)
     for beta in betas:
         t = time.perf_counter()
-        model = bv.BetaVAE(bv.VAEConfig(n_input=X.shape[1], hidden=HIDDEN, n_latent=N_LATENT), rng=seed)
-        bv.fit(model, X, epochs=epochs, batch_size=BATCH,
+        loss = bv.losses.BetaVAE(recon="gaussian", learn_sigma=True, beta=beta) if recon == "gaussian" else None
+        model = bv.BetaVAE(bv.VAEConfig(n_input=X.shape[1], hidden=HIDDEN, n_latent=N_LATENT), rng=seed, loss=loss)
+        bv.fit(model, X, epochs=epochs, batch_size=BATCH, loss=loss,
                schedule=bv.schedules.Linear(beta=beta, warmup=WARMUP), rng=seed)
         fit_s = time.perf_counter() - t
         r = score_model(report, model, X_te, fit_s)
@@ -99,6 +100,8 @@ def run(betas, steps, n_train, n_test, seed, scores_rng, beta_vae, features="min
                 "factors_num_values": market.factors_num_values}
     if features != "minmax":   # minmax results keep the settings they always had
         settings["features"] = features
+    if recon != "sse":
+        settings["recon"] = "gaussian, learned sigma per window value"
     return {"settings": settings, "rows": rows}
 
 
@@ -112,7 +115,8 @@ def markdown(result) -> str:
     lines.append("")
     lines.append(f"{s['n_train']} training windows, {s['steps']} steps ({s['epochs']} epochs of batch 256), "
                  f"seed {s['seed']}; recon and KL on {s['n_test']} held-out windows"
-                 + (f"; inputs: {s['features']} features." if "features" in s else "."))
+                 + (f"; inputs: {s['features']} features" if "features" in s else "")
+                 + (f"; likelihood: {s['recon']}." if "recon" in s else "."))
     return "\n".join(lines)
 
 
@@ -125,12 +129,14 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--features", default="minmax", choices=REPRESENTATIONS,
                    help="input representation of the windows (default minmax)")
+    p.add_argument("--recon", default="sse", choices=("sse", "gaussian"),
+                   help="reconstruction term: sse (default) or gaussian with a learned sigma per window value")
     p.add_argument("--beta-vae", action="store_true", help="also the BetaVAE score (2M observations per model)")
     p.add_argument("--json", dest="json_path", default=None)
     a = p.parse_args(argv)
     betas = [float(b) for b in a.betas.split(",")]
     result = run(betas, a.steps, a.n_train, a.n_test, a.seed, scores_rng=a.seed + 2, beta_vae=a.beta_vae,
-                 features=a.features)
+                 features=a.features, recon=a.recon)
     print(markdown(result))
     if a.json_path:
         with open(a.json_path, "w") as fh:
