@@ -33,12 +33,23 @@ REPRESENTATIONS = ("minmax", "returns", "both")   # kept equal to data.windows.R
 
 
 def _setting(default, help: str, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False,
-             optional=False, choices=None, cli: bool = True, metavar=None, default_text=None):
-    """A TrainConfig field: its default, range and help, declared once for the library and the CLI."""
+             optional=False, choices=None, cli: bool = True, metavar=None, default_text=None, flag_off=None):
+    """A TrainConfig field: its default, range and help, declared once for the library and the CLI.
+
+    ``flag_off``: a field whose default None means "decided by other settings" is a pair of CLI
+    flags, ``--name`` (True) and ``flag_off`` (False)."""
     meta = {"help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "integer": integer,
             "optional": optional, "choices": choices, "cli": cli, "metavar": metavar,
-            "default_text": default_text}
+            "default_text": default_text, "flag_off": flag_off}
     return field(default=default, metadata=meta)
+
+
+#: What a setting was before the version that first recorded it: ``features`` (the input
+#: representation) and the loss settings came after files that trained min-max windows with the
+#: squared-error loss; the defaults changed to ``both``, ``gaussian`` (learned sigma) and beta 4
+#: after the README's representation study.
+EARLIER_DEFAULTS = {"features": "minmax", "loss": "betavae", "recon": "sse", "sigma": None,
+                    "learn_sigma": False, "alpha": 1.0, "gamma": 1.0, "estimator": "mws", "beta": 0.5}
 
 
 @dataclass(frozen=True)
@@ -73,9 +84,10 @@ class TrainConfig:
                              lo=2, integer=True)
     gaps: str = _setting("drop", "Missing candles: drop the windows that span them, or fill them with flat "
                                  "zero-volume candles.", choices=GAPS)
-    features: str = _setting("minmax", "Input representation: minmax (rolling min-max OHLCV), returns (log "
-                                       "return, log range, body, wicks, log volume, z-scored by causal EWMA "
-                                       "statistics, half-life 500 candles, clipped to [-5, 5]) or both.",
+    features: str = _setting("both", "Input representation: minmax (rolling min-max OHLCV), returns (log "
+                                     "return, log range, body, wicks, log volume, z-scored by causal EWMA "
+                                     "statistics, half-life 500 candles, clipped to [-5, 5]) or both (the "
+                                     "default, chosen by the README's representation study).",
                              choices=REPRESENTATIONS)
     # -- model ----------------------------------------------------------------------------------
     latent: int = _setting(8, "Latent dimensions.", lo=1, integer=True)
@@ -86,17 +98,19 @@ class TrainConfig:
     # -- loss and beta schedule -----------------------------------------------------------------
     loss: str = _setting("betavae", "Loss: betavae (recon + beta KL) or tcvae (recon + alpha MI + beta TC + "
                                     "gamma dimension-wise KL, Chen et al. 2018).", choices=LOSSES)
-    recon: str = _setting("sse", "Reconstruction term: sse (squared error) or gaussian (negative "
-                                 "log-likelihood in nats: beta = 1 is the ELBO).", choices=RECONS)
-    sigma: float | None = _setting(None, "Fixed observation noise of --recon gaussian. Default: 1.", lo=0,
-                                   lo_open=True, optional=True)
-    learn_sigma: bool = _setting(False, "--recon gaussian with a noise scale per input feature learned "
-                                        "with the weights.")
+    recon: str = _setting("gaussian", "Reconstruction term: gaussian (negative log-likelihood in nats: "
+                                      "beta = 1 is the ELBO) or sse (squared error, the loss of models "
+                                      "before the representation study).", choices=RECONS)
+    sigma: float | None = _setting(None, "Fixed observation noise of --recon gaussian (then not learned).",
+                                   lo=0, lo_open=True, optional=True)
+    learn_sigma: bool | None = _setting(None, "--recon gaussian: learn a noise scale per input feature with "
+                                              "the weights (the default unless --sigma is given), or fix it "
+                                              "(--fixed-sigma: --sigma, else 1).", flag_off="--fixed-sigma")
     alpha: float = _setting(1.0, "tcvae: weight of the index-code mutual information.", lo=0)
     gamma: float = _setting(1.0, "tcvae: weight of the dimension-wise KL.", lo=0)
     estimator: str = _setting("mws", "tcvae: minibatch weighted (mws) or stratified (mss) sampling.",
                               choices=ESTIMATORS)
-    beta: float = _setting(0.5, "KL weight (TC weight for tcvae, gamma for capacity); see the README on "
+    beta: float = _setting(4.0, "KL weight (TC weight for tcvae, gamma for capacity); see the README on "
                                 "its scale.", lo=0)
     anneal: str = _setting("linear", "Beta schedule, evaluated every optimisation step.", choices=SCHEDULES)
     warmup: float = _setting(0.2, "Fraction of training spent warming beta up.", lo=0, hi=1)
@@ -155,6 +169,8 @@ class TrainConfig:
         if self.early_stopping is not None and self.val_fraction == 0:
             raise config_error(f"early_stopping={self.early_stopping} needs a validation part; set "
                                "val_fraction above 0.", "early_stopping")
+        if self.learn_sigma is None:   # the default: learned when the likelihood is Gaussian, unless fixed
+            object.__setattr__(self, "learn_sigma", self.recon == "gaussian" and self.sigma is None)
         if not isinstance(self.learn_sigma, bool):
             raise config_error(f"learn_sigma must be true or false, got {self.learn_sigma!r}.", "learn_sigma")
         try:
@@ -220,7 +236,8 @@ class TrainConfig:
         ``epochs`` to the number it resolved to, so ``train(TrainConfig.from_model(m))`` gives the
         same parameters bit for bit when the same candles are available. Model files written before
         configurations were recorded get theirs rebuilt from their metadata (``early_stopping``
-        was not recorded then and is None).
+        was not recorded then and is None); a setting its version did not record yet takes the
+        value it had then (:data:`EARLIER_DEFAULTS`), not today's default.
 
         Raises
         ------
@@ -237,7 +254,10 @@ class TrainConfig:
         if rec.run is None:
             raise ConfigError("the model records no training run (it was made by bv.fit, not bv.train or "
                               "betavae-np train), so there is no configuration to re-create.")
-        cfg = cls.from_dict(rec.run.config)
+        recorded = dict(rec.run.config)
+        for name, value in EARLIER_DEFAULTS.items():   # fields its version did not record yet
+            recorded.setdefault(name, value)
+        cfg = cls.from_dict(recorded)
         changes = {"epochs": rec.run.epochs}
         prov = rec.provenance
         if prov is not None:

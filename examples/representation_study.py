@@ -13,9 +13,10 @@ Per model and set:
 
 * proxy alignment: Spearman rho of each latent's posterior mean (PCA: each score) with the causal
   indicators of :func:`betavae_np.analysis.proxies.indicators` plus ``momentum`` (log return over the
-  window) and ``body_abs`` (mean |close - open| / (high - low) over the window: candle shape). ``cover``
-  gives per family (volatility: realised_vol, atr_14; trend: momentum, sma20_slope, close_sma50;
-  volume: volume_z; shape: body_abs; rsi/obv: rsi_14, obv_slope) the largest |rho| of any active
+  window), ``body_abs`` (mean |close - open| / (high - low) over the window: candle shape) and
+  ``volume_level`` (the window's mean log volume against the lookback's, a z-score; ``volume_z`` scores
+  the last candle alone). ``cover`` gives per family (volatility: realised_vol, atr_14; trend: momentum,
+  sma20_slope, close_sma50; volume: volume_z, volume_level; shape: body_abs; rsi/obv: rsi_14, obv_slope) the largest |rho| of any active
   latent. Universe rho is taken per symbol over time and averaged over symbols (``ts``: does the
   latent move with the indicator?) and pooled over all held-out windows (``pooled``: also ranks the
   symbols). The goal's "three different latents" is checked by assigning volatility, trend and
@@ -62,7 +63,7 @@ from betavae_np.analysis.proxies import forward_returns, indicators, spearman
 #: Indicator families of the coverage table (indicators as named by :func:`indicators` plus the
 #: two this script adds).
 FAMILIES = {"volatility": ("realised_vol", "atr_14"), "trend": ("momentum", "sma20_slope", "close_sma50"),
-            "volume": ("volume_z",), "shape": ("body_abs",), "rsi_obv": ("rsi_14", "obv_slope")}
+            "volume": ("volume_z", "volume_level"), "shape": ("body_abs",), "rsi_obv": ("rsi_14", "obv_slope")}
 HORIZONS = (1, 4, 24)
 #: Latents whose regression on the PCA scores explains less than this are "not near-linear".
 LINEAR_R2 = 0.9
@@ -76,14 +77,20 @@ def _log(msg):
 
 
 def study_indicators(df, ends, window, lookback) -> pd.DataFrame:
-    """:func:`indicators` at ``ends`` plus ``momentum`` and ``body_abs`` over the ``window`` candles."""
+    """:func:`indicators` at ``ends`` plus, over the ``window`` candles ending there, ``momentum`` (log
+    return), ``body_abs`` (mean |close - open| / (high - low)) and ``volume_level`` (mean log1p volume
+    as a z-score against the ``lookback`` candles, as ``volume_z`` scores the last candle alone)."""
     ind = indicators(df, ends, window=window, lookback=lookback)
     c = df["close"].to_numpy(np.float64)
     rng = (df["high"] - df["low"]).to_numpy(np.float64)
     body = np.divide(np.abs(df["close"].to_numpy(np.float64) - df["open"].to_numpy(np.float64)), rng,
                      out=np.zeros_like(rng), where=rng > 0)
+    lv = pd.Series(np.log1p(df["volume"].to_numpy(np.float64)))
+    mean, sd = lv.rolling(lookback).mean(), lv.rolling(lookback).std()
+    level = ((lv.rolling(window).mean() - mean) / sd.where(sd > 0)).to_numpy()
     extra = pd.DataFrame({"momentum": np.log(c / np.roll(c, window)),
-                          "body_abs": pd.Series(body).rolling(window).mean().to_numpy()}, index=df.index)
+                          "body_abs": pd.Series(body).rolling(window).mean().to_numpy(),
+                          "volume_level": level}, index=df.index)
     extra.iloc[:window] = np.nan
     extra = extra.reindex(pd.DatetimeIndex(ends))
     return pd.concat([ind.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
@@ -245,49 +252,70 @@ def _fmt(v, d=2):
     return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{d}f}"
 
 
+def _mean(rs, f):
+    v = [f(r) for r in rs]
+    v = [x for x in v if x is not None and np.isfinite(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def _h(d, h):
+    """JSON turns the horizon keys into strings."""
+    return d[str(h)] if str(h) in d else d[h]
+
+
+REPS = ("minmax", "returns", "both")
+
+
 def tables(runs: dict) -> str:
-    """Markdown: one row per (representation, loss, beta), means over seeds, PCA beside."""
+    """Markdown: per set, one row per (representation, loss, beta) (means over the seeds it has) and
+    one PCA row per representation; then the IC table."""
     rows = {}
     for k, r in runs.items():
         rep, recon, beta, seed = k.split("|")
-        rows.setdefault((rep, recon, float(beta)), []).append(r)
+        rows.setdefault((REPS.index(rep) if rep in REPS else 9, rep, recon, float(beta)), []).append(r)
+    order = sorted(rows)
+    fams = ("volatility", "trend", "volume", "shape", "rsi_obv")
     lines = []
-    for where in ("univ", "sample"):
-        lines += [f"\n{where}: held-out R^2 (PCA), active, non-linear, |rho| cover (ts / pooled for univ) "
-                  "vol, trend, volume, shape, rsi/obv, distinct vol/trend/volume, gap (PCA gap)\n",
-                  "| features | loss | beta | seeds | R^2 | PCA R^2 | active | R^2<0.9 | vol | trend | volume | "
-                  "shape | rsi/obv | distinct | gap | PCA gap | PCA vol | PCA trend | PCA volume |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        kinds = ("ts", "pooled") if where == "univ" else ("ts",)
-        for (rep, recon, beta), rs in sorted(rows.items()):
-            m = lambda f: float(np.mean([f(r[where]) for r in rs]))   # noqa: E731
-            cov = lambda part, fam, kd: "/".join(_fmt(m(lambda x: x[part][kd]["cover"][fam])) for kd in kinds)  # noqa: E731
-            lines.append(
-                f"| {rep} | {recon} | {beta:g} | {len(rs)} | {_fmt(m(lambda x: x['r2']), 3)} | "
-                f"{_fmt(m(lambda x: x['pca_r2']), 3)} | {_fmt(m(lambda x: x['active']), 1)} | "
-                f"{_fmt(m(lambda x: x['nonlinear']), 1)} | {cov('model', 'volatility', kinds[0])} | "
-                f"{cov('model', 'trend', kinds[0])} | {cov('model', 'volume', kinds[0])} | "
-                f"{cov('model', 'shape', kinds[0])} | {cov('model', 'rsi_obv', kinds[0])} | "
-                f"{_fmt(m(lambda x: x['model'][kinds[0]]['distinct']))} | "
-                f"{_fmt(m(lambda x: x['model'][kinds[0]]['gap']), 3)} | {_fmt(m(lambda x: x['pca'][kinds[0]]['gap']), 3)} | "
-                f"{cov('pca', 'volatility', kinds[0])} | {cov('pca', 'trend', kinds[0])} | {cov('pca', 'volume', kinds[0])} |")
-    lines += ["\nIC: largest |t| over latents (PCA's components) per horizon in candles; cs: cross-sectional on "
-              "the universe's held-out period (Newey-West t), ts: time series on the bundled sample (t over 30-day "
-              "periods)\n",
-              "| features | loss | beta | cs 1 | cs 4 | cs 24 | ts 1 | ts 4 | ts 24 |", "|---|---|---|---|---|---|---|---|---|"]
-    for (rep, recon, beta), rs in sorted(rows.items()):
+    for where, title in (("univ", "Universe, held-out period (|rho| per symbol over time, averaged over the symbols)"),
+                         ("sample", "Bundled sample (Coinbase BTC-USD 2017-2019, never trained on)")):
+        lines += [f"\n{title}\n",
+                  "| features | model | seeds | R^2 | active | R^2 on PCA < 0.9 | vol | trend | volume | shape | "
+                  "rsi/obv | distinct | gap |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        last = None
+        for key in order + [(9, None, None, None)]:
+            rep = key[1]
+            if last is not None and rep != last:        # the representation's PCA row after its models
+                rs = next(v for k2, v in rows.items() if k2[1] == last)
+                pc = lambda f: _mean(rs, lambda r: f(r[where]))   # noqa: E731
+                cells = " | ".join(f"{pc(lambda x: x['pca']['ts']['cover'][f]):.2f}" for f in fams)
+                lines.append(f"| {last} | PCA (8) | - | {pc(lambda x: x['pca_r2']):.3f} | 8 | - | {cells} | "
+                             f"{pc(lambda x: x['pca']['ts']['distinct']):.2f} | {pc(lambda x: x['pca']['ts']['gap']):.3f} |")
+            if rep is None:
+                break
+            last = rep
+            rs = rows[key]
+            m = lambda f: _mean(rs, lambda r: f(r[where]))   # noqa: E731
+            cells = " | ".join(f"{m(lambda x: x['model']['ts']['cover'][f]):.2f}" for f in fams)
+            lines.append(f"| {rep} | {key[2]} beta={key[3]:g} | {len(rs)} | {m(lambda x: x['r2']):.3f} | "
+                         f"{m(lambda x: x['active']):.1f} | {m(lambda x: x['nonlinear']):.1f} | {cells} | "
+                         f"{m(lambda x: x['model']['ts']['distinct']):.2f} | {m(lambda x: x['model']['ts']['gap']):.3f} |")
+    lines += ["\nIC: the largest |t| of the codes per horizon in candles (PCA's in brackets); cs: cross-sectional on "
+              "the universe's held-out period (Newey-West t), ts: time series on the bundled sample (t over its "
+              "30-day periods)\n",
+              "| features | model | cs 1 | cs 4 | cs 24 | ts 1 | ts 4 | ts 24 |", "|---|---|---|---|---|---|---|---|"]
+    for key in order:
+        rs = rows[key]
         cells = []
         for h in HORIZONS:
-            a = np.mean([r["cs_ic"]["latent"][str(h) if str(h) in r["cs_ic"]["latent"] else h]["max_abs_t"] for r in rs])
-            b = np.mean([r["cs_ic"]["pca"][str(h) if str(h) in r["cs_ic"]["pca"] else h]["max_abs_t"] for r in rs])
+            a = _mean(rs, lambda r: _h(r["cs_ic"]["latent"], h)["max_abs_t"])
+            b = _mean(rs, lambda r: _h(r["cs_ic"]["pca"], h)["max_abs_t"])
             cells.append(f"{a:.2f} ({b:.2f})")
         for h in HORIZONS:
-            def mx(r, who):
-                d = r["sample"]["ts_ic"][who]
-                d = d[str(h)] if str(h) in d else d[h]
-                return float(np.nanmax(np.abs(d["t"])))
-            cells.append(f"{np.mean([mx(r, 'model') for r in rs]):.2f} ({np.mean([mx(r, 'pca') for r in rs]):.2f})")
-        lines.append(f"| {rep} | {recon} | {beta:g} | " + " | ".join(cells) + " |")
+            a = _mean(rs, lambda r: float(np.nanmax(np.abs(_h(r["sample"]["ts_ic"]["model"], h)["t"]))))
+            b = _mean(rs, lambda r: float(np.nanmax(np.abs(_h(r["sample"]["ts_ic"]["pca"], h)["t"]))))
+            cells.append(f"{a:.2f} ({b:.2f})")
+        lines.append(f"| {key[1]} | {key[2]} beta={key[3]:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

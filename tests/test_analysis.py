@@ -189,7 +189,7 @@ def test_workflow_train_on_real_sample_gives_active_named_factors():
     assert rec.split.train_end < rec.split.validation_start
     assert res.history.val_recon[-1] < res.history.val_recon[0]
     x, end = reference_window(res.model)
-    assert end == df.index[-1].isoformat() and x.shape == (16 * 5,)
+    assert end == df.index[-1].isoformat() and x.shape == (16 * 11,)   # the default input: both (5 + 6 per candle)
     interp = bv.interpret(res.model, x)
     assert any(r.dominant not in ("inactive", "weak") for r in interp.readings)
 

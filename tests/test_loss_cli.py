@@ -60,7 +60,8 @@ def test_gaussian_fixed_sigma_is_recorded(tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--sigma", "0.5"], "--sigma"),
+    (["--recon", "sse", "--sigma", "0.5"], "--sigma"),
+    (["--recon", "sse", "--learn-sigma"], "--learn-sigma"),
     (["--recon", "gaussian", "--sigma", "0.5", "--learn-sigma"], "either sigma"),
     (["--loss", "tcvae", "--anneal", "capacity"], "--anneal"),
     (["--sigma", "0"], "--sigma"),

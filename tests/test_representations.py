@@ -158,7 +158,7 @@ def test_windowing_record_carries_the_representation():
 
 def test_train_config_field_and_cli_option():
     assert tuple(RUN_REPRESENTATIONS) == tuple(REPRESENTATIONS)
-    assert TrainConfig().features == "minmax"
+    assert TrainConfig().features == "both"      # the default the representation study chose
     assert "features" in [f.name for f in cli_fields()]
     with pytest.raises(ConfigError, match="lookback > window"):
         TrainConfig(features="returns", window=32, lookback=32)

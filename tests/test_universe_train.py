@@ -18,6 +18,7 @@ from betavae_np.cli import main
 from betavae_np.data import Windower, load_universe
 from betavae_np.exceptions import ConfigError, DataError, InputError
 from betavae_np.records import ModelRecords
+from betavae_np.workflow import model_windower
 from test_universe import write_csv
 from test_windows import HOUR, T0, candles
 
@@ -84,7 +85,7 @@ def test_universe_training_records_and_common_cutoff(trained, tmp_path):
     assert rec.provenance.source == "universe" and rec.provenance.rows == sum(len(f) for f in frames().values())
     ref = u.reference("S2USDT")
     ws = trained.train.window_set("S2USDT")   # the symbol's latest window is after the cutoff: rebuild it
-    full = load_universe(frames()).windows(Windower(window=8, lookback=16, interval="60")).window_set("S2USDT")
+    full = load_universe(frames()).windows(model_windower(trained.model)).window_set("S2USDT")
     np.testing.assert_array_equal(np.asarray(ref.window, np.float32), full.gather([full.shape[0] - 1])[0])
     assert ws.shape[0] < full.shape[0]
     path = tmp_path / "u.npz"
@@ -135,7 +136,7 @@ def test_encode_panel_matches_per_symbol_encoding(trained):
     assert list(panel.columns) == ["z0", "z1", "logvar_0", "logvar_1"]
     t = panel.index.get_level_values("time")
     assert t.is_monotonic_increasing and not panel.index.duplicated().any()
-    w = Windower(window=8, lookback=16, interval="60")
+    w = model_windower(trained.model)   # the default representation (both), as the model recorded it
     total = 0
     for sym, df in fr.items():
         ws = w.windows(df)

@@ -32,6 +32,10 @@ def field_option(f):
         kw.update(default=",".join(map(str, f.default)) or "none", callback=parse_hidden, type=None)
     elif isinstance(f.default, bool):
         kw.update(default=f.default, is_flag=True, type=None, metavar=None)
+    elif f.metadata.get("flag_off"):
+        kw.update(default=None, type=None, metavar=None)
+        kw["show_default"] = False
+        return click.option(f"{option_name(f.name)}/{f.metadata['flag_off']}", f.name, **kw)
     else:
         kw["default"] = f.default
     kw["show_default"] = f.default is not None
