@@ -6,24 +6,17 @@ sample size), so the default suite runs the TC-VAE row only; every row is the sl
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
+from examples_loader import load_example
 
 pytest.importorskip("sklearn")
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("loss_study", EXAMPLES / "loss_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("loss_study")
 
 
 @pytest.fixture(scope="module")

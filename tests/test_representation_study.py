@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-import betavae_np as bv
+from examples_loader import load_example
 from test_universe import write_csv
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+import betavae_np as bv
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("representation_study", EXAMPLES / "representation_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("representation_study")
 
 
 def test_linearity_is_the_r2_of_a_regression_on_the_scores(study):
