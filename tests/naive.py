@@ -521,20 +521,24 @@ def ref_group_extrema(raw, group, ends, lookback, n_groups):
     return lo, hi
 
 
-def ref_row_sum(x, lanes):
-    """The order :func:`betavae_np._kernels.rowsum.row_sum` promises, with plain loops: lane
-    ``v`` adds ``x[v], x[v + lanes], ...`` over the full groups of ``lanes``, the lanes are added
-    pairwise (0+1, 2+3, ..., then those sums pairwise), then the tail one by one, all in the
-    dtype of ``x``."""
+def ref_row_sum(x, lanes, chains=4):
+    """The order :func:`betavae_np._kernels.rowsum.row_sum` promises, with plain loops: the
+    full groups of ``lanes`` terms go in turn to ``chains`` accumulators (group ``q`` to
+    accumulator ``q mod chains``), lane ``v`` of an accumulator adding its groups' ``v``-th
+    terms in order; accumulators combine lane-wise as ``(0 + 1) + (2 + 3)``, the lanes are
+    added pairwise (0+1, 2+3, ..., then those sums pairwise), then the tail one by one, all in
+    the dtype of ``x``."""
     t = x.dtype.type
     n = x.shape[0]
     full = n // lanes * lanes
-    acc = [t(0.0)] * lanes
+    acc = [[t(0.0)] * lanes for _ in range(chains)]
     for k in range(full):
-        acc[k % lanes] = t(acc[k % lanes] + x[k])
-    while len(acc) > 1:
-        acc = [t(acc[i] + acc[i + 1]) for i in range(0, len(acc), 2)]
-    s = acc[0]
+        q, v = divmod(k, lanes)
+        acc[q % chains][v] = t(acc[q % chains][v] + x[k])
+    lane = [t(t(acc[0][v] + acc[1][v]) + t(acc[2][v] + acc[3][v])) for v in range(lanes)]
+    while len(lane) > 1:
+        lane = [t(lane[i] + lane[i + 1]) for i in range(0, len(lane), 2)]
+    s = lane[0]
     for k in range(full, n):
         s = t(s + x[k])
     return s

@@ -52,7 +52,7 @@ def test_fexp_matches_numpy_exp_across_its_range(dtype, lo, hi):
 def test_row_sum_adds_in_its_fixed_lane_order(dtype):
     rng = np.random.default_rng(1)
     X = (rng.standard_normal((3, 300)) * 10.0 ** rng.integers(-6, 6, (3, 300))).astype(dtype)
-    for n in (0, 1, 3, lanes_for(dtype), 17, 256, 300):
+    for n in (0, 1, 3, lanes_for(dtype), 17, 2 * lanes_for(dtype) + 3, 3 * lanes_for(dtype), 4 * lanes_for(dtype) + 1, 256, 300):
         out = np.empty(3, dtype)
         _row_sums(X, n, out)
         for r in range(3):

@@ -4,9 +4,12 @@ A fast-math reduction (``s += x[k]`` with reassociation) is vectorised by LLVM i
 its cost model picks, and a kernel inlined into two callers can be vectorised two ways: the same
 sum then has different bits in the two places (a kernel loaded from the on-disk cache and the
 same kernel freshly compiled were seen to differ this way). Without reassociation the sum stays
-scalar (about 5x slower at 256 terms). :func:`row_sum` writes the vector code itself: ``W``
-lanes (8 float32, 4 float64) accumulate ``X[r, k]`` for ``k = lane, lane + W, ...`` in order,
-the lanes are added as a pairwise tree, then the tail ``k >= W floor(n / W)`` one by one. The
+scalar (about 5x slower at 256 terms). :func:`row_sum` writes the vector code itself: the
+full vectors of ``W`` terms (8 float32, 4 float64) go in turn to ``CHAINS = 4`` accumulators
+(vector ``v`` to accumulator ``v mod 4``, so four adds are in flight instead of each waiting on
+the last), each lane adding its terms in ``k`` order; the accumulators are combined lane-wise as
+``(0 + 1) + (2 + 3)``, the lanes are added as a pairwise tree, then the tail
+``k >= W floor(n / W)`` one by one. The
 instructions carry no fast-math flags (they live in a ``JIT_EXACT`` kernel: an intrinsic inlined
 into a fast-math caller would take the caller's flags), so every compilation gives the same bits.
 """
@@ -21,7 +24,11 @@ from numba.extending import intrinsic, overload
 
 from ..config import JIT_EXACT
 
-__all__ = ["row_sum", "lanes_for"]
+__all__ = ["row_sum", "row_sum_inline", "lanes_for", "CHAINS"]
+
+#: Independent vector accumulators (vector ``v`` of ``W`` terms goes to ``v mod CHAINS``): one
+#: chain would wait on the add latency at every vector; the combination below assumes 4.
+CHAINS = 4
 
 
 def lanes_for(dtype) -> int:
@@ -35,10 +42,10 @@ def row_sum(X, r, n):
     W = lanes_for(X.dtype)
     x = X[r, :n]
     nv = n // W
-    lanes = np.zeros(W, X.dtype)
-    for v in range(nv):                     # lane-wise, in k order
-        lanes = lanes + x[v * W:(v + 1) * W]
-    lanes = list(lanes)
+    accs = [np.zeros(W, X.dtype) for _ in range(CHAINS)]
+    for v in range(nv):                     # vector v into accumulator v mod CHAINS, in v order
+        accs[v % CHAINS] = accs[v % CHAINS] + x[v * W:(v + 1) * W]
+    lanes = list((accs[0] + accs[1]) + (accs[2] + accs[3]))
     while len(lanes) > 1:
         lanes = [X.dtype.type(lanes[i] + lanes[i + 1]) for i in range(0, len(lanes), 2)]
     s = lanes[0]
@@ -65,12 +72,26 @@ def _row_sum(typingctx, X, r, n):
         vty = ir.VectorType(ety, W)
         row = builder.gep(ary.data, [builder.mul(r_, builder.extract_value(ary.shape, 1))])
         nvec = builder.sdiv(n_, ir.Constant(intp, W))
-        acc = cgutils.alloca_once_value(builder, ir.Constant(vty, [ir.Constant(ety, 0.0)] * W))
-        with cgutils.for_range(builder, nvec, intp=intp) as loop:
-            p = builder.gep(row, [builder.mul(loop.index, ir.Constant(intp, W))])
+        zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * W)
+        accs = [cgutils.alloca_once_value(builder, zero) for _ in range(CHAINS)]
+
+        def add_vector(q, acc):              # acc += X[r, q W:(q + 1) W]
+            p = builder.gep(row, [builder.mul(q, ir.Constant(intp, W))])
             v = builder.load(builder.bitcast(p, vty.as_pointer()), align=dt.bitwidth // 8)
             builder.store(builder.fadd(builder.load(acc), v), acc)
-        a = builder.load(acc)
+
+        ngroups = builder.sdiv(nvec, ir.Constant(intp, CHAINS))
+        with cgutils.for_range(builder, ngroups, intp=intp) as loop:
+            q0 = builder.mul(loop.index, ir.Constant(intp, CHAINS))
+            for u in range(CHAINS):
+                add_vector(builder.add(q0, ir.Constant(intp, u)), accs[u])
+        qrest = builder.mul(ngroups, ir.Constant(intp, CHAINS))
+        for u in range(CHAINS - 1):          # the last nvec mod CHAINS vectors
+            q = builder.add(qrest, ir.Constant(intp, u))
+            with builder.if_then(builder.icmp_signed("<", q, nvec)):
+                add_vector(q, accs[u])
+        av = [builder.load(a_) for a_ in accs]
+        a = builder.fadd(builder.fadd(av[0], av[1]), builder.fadd(av[2], av[3]))
         lanes = [builder.extract_element(a, ir.Constant(ir.IntType(32), i)) for i in range(W)]
         while len(lanes) > 1:
             lanes = [builder.fadd(lanes[i], lanes[i + 1]) for i in range(0, len(lanes), 2)]
@@ -82,6 +103,12 @@ def _row_sum(typingctx, X, r, n):
         return builder.load(tot)
 
     return dt(X, r, n), codegen
+
+
+#: The same sum inlined into its caller (no call, so no reference counting of ``X``, which costs
+#: a locked add per call): ONLY for callers compiled without fast-math (``JIT_EXACT``), whose
+#: flags its instructions take; other callers use :func:`row_sum`.
+row_sum_inline = _row_sum
 
 
 @njit(**JIT_EXACT)

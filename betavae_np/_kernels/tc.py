@@ -63,18 +63,41 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from ..config import JIT_EXACT, JIT_SERIAL
 from .loss import ALPHA, ESTIMATOR, GAMMA, MSS, N_DATA
 from .loss_codes import TC_BETA
-from .rowsum import row_sum
+from .rowsum import row_sum_inline as row_sum   # the callers are JIT_EXACT
 from .tc_row import log_weight, row_eval
 
 __all__ = ["TC_BETA", "tc_shape", "tc_gather", "tc_prepare", "tc_rows", "tc_terms", "tc_forward",
            "tc_refresh", "tc_grad", "tc_backward", "log_weight"]
 
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+@intrinsic
+def _borrowed(typingctx, a):
+    """The array ``a`` without its memory-info and parent pointers: the same data, shape and
+    strides, but views of it and calls taking it do no reference counting (each count is a
+    locked add on ``tcb``'s counter, one cache line that the blocks' threads would share).
+    Only for use while the caller holds ``a`` itself (it keeps the memory alive)."""
+    if not isinstance(a, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        src = context.make_array(sig.args[0])(context, builder, args[0])
+        dst = context.make_array(sig.return_type)(context, builder)
+        for name in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(dst, name, getattr(src, name))
+        dst.meminfo = ir.Constant(dst.meminfo.type, None)
+        dst.parent = ir.Constant(dst.parent.type, None)
+        return dst._getvalue()
+
+    return a(a), codegen
 
 
 def tc_shape(B: int, L: int, nb: int) -> tuple[int, int]:
@@ -146,6 +169,7 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     memory: they may run on separate threads."""
     N = lw[N_DATA]
     mss = lc[ESTIMATOR] == MSS
+    tcb = _borrowed(tcb)                         # no reference counting per row (views, calls)
     rMU, _rLV, rIV, rCC, rHH, rZ, rGZ, rRT, _b = _rows(L)
     rT, rGM, rGV, rw, rs, rm = _block_rows(c, L)
     Ty = tcb.dtype.type
@@ -172,10 +196,16 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     z1 = tcb[rm + 1]                             # the evaluation row's z, contiguous
     m2 = tcb[rm + 2]
     z2 = tcb[rm + 3]
+    # the log weights of the row's own component, the next one and the rest: the same each row
+    w_own = Ty(log_weight(0, 0, B, N, mss))
+    w_next = Ty(log_weight(0, 1 % B, B, N, mss))
+    w_rest = Ty(log_weight(0, 2 % B, B, N, mss))
     for i in range(lo, hi, 2):
-        row_eval(i, N, mss, cq, rRT, rZ, z1, w, a1, s1, m1, T1, MU, CC, HH, B, L, tcb)
+        row_eval(i, w_own, w_next, w_rest, cq, rRT, rZ, z1, w, a1, s1, m1, T1, MU, CC, HH, B, L,
+                 tcb)
         if i + 1 < hi:
-            row_eval(i + 1, N, mss, cq, rRT, rZ, z2, w, a2, s2, m2, T2, MU, CC, HH, B, L, tcb)
+            row_eval(i + 1, w_own, w_next, w_rest, cq, rRT, rZ, z2, w, a2, s2, m2, T2, MU, CC, HH,
+                     B, L, tcb)
             for j in range(L):
                 # per dimension, both rows: q_k = a_k + cj T[j,k] (a = cq P[i, :], cj = cp / s_j)
                 # times d_k = (z - MU[j,k]) IV[j,k] into GM, times d_k (z - MU[j,k]) - 1 into

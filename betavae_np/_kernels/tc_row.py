@@ -5,9 +5,12 @@ For row ``i`` and every component ``k`` (dimension-major rows of the stage's buf
 in ``k``): ``l[k,j] = CC[j,k] + HH[j,k] (z_j - MU[j,k])^2`` (``CC = -(log 2 pi + logvar) / 2``,
 ``HH = -exp(-logvar) / 2``), the per-dimension exponentials ``T[j,k] = exp(w_k + l[k,j] - m_j)``
 and their sums ``s_j``, the joint ones ``exp(w_k + sum_j l[k,j] - ma)`` and their sum. The loops
-over ``k`` are written out here (not calls: a call per dimension costs a reference count per
-array argument); they are elementwise, the sums go through :func:`.rowsum.row_sum`, and the
-functions are compiled without reassociation (module notes of :mod:`.tc` and :mod:`.rowsum`).
+over ``k`` are written out here (not calls per dimension); they are elementwise, the sums go
+through :func:`.rowsum.row_sum_inline`, and the functions are compiled without reassociation
+(module notes of :mod:`.tc` and :mod:`.rowsum`). Their array arguments are views of a buffer
+without a reference count (:func:`.tc._borrowed`): a call per row that counted references on
+each of its arrays spent about a quarter of the stage on locked adds to the one counter all
+blocks share.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from numba import njit
 
 from ..config import JIT_EXACT, JIT_SERIAL
 from .fastexp import fexp
-from .rowsum import row_sum
+from .rowsum import row_sum_inline as row_sum   # the callers are JIT_EXACT
 
 __all__ = ["log_weight", "row_sums", "row_eval"]
 
@@ -116,18 +119,18 @@ def row_sums(i, z, w, a, s, m, T, MU, CC, HH, B, L):  # pragma: no cover - compi
 
 
 @njit(**JIT_EXACT)
-def row_eval(i, N, mss, cq, rRT, rZ, z, w, a, s, m, T, MU, CC, HH, B, L, tcb):
+def row_eval(i, w_own, w_next, w_rest, cq, rRT, rZ, z, w, a, s, m, T, MU, CC, HH, B, L, tcb):
     # pragma: no cover - compiled
     """Evaluation row ``i`` of the gathered batch in ``tcb`` (rows ``rZ`` its z, ``rRT`` the
-    terms): its log weights into ``w``, its z into ``z``, :func:`row_sums`, its MI, TC and
-    dimension-wise KL terms into ``RT``; leaves ``a = cq P[i, :]`` (``cq`` the weight of mean
-    log q(z), over B) for the gradient pass."""
+    terms): its log weights into ``w`` (``w_own`` for ``k = i``, ``w_next`` for ``k = i + 1``
+    cyclically, ``w_rest`` for the others: :func:`log_weight`, the same for every row), its z
+    into ``z``, :func:`row_sums`, its MI, TC and dimension-wise KL terms into ``RT``; leaves
+    ``a = cq P[i, :]`` (``cq`` the weight of mean log q(z), over B) for the gradient pass."""
     Ty = tcb.dtype.type
-    w_rest = Ty(log_weight(i, (i + 2) % B, B, N, mss))
     for k in range(B):
         w[k] = w_rest
-    w[(i + 1) % B] = Ty(log_weight(i, (i + 1) % B, B, N, mss))
-    w[i] = Ty(log_weight(i, i, B, N, mss))
+    w[(i + 1) % B] = w_next
+    w[i] = w_own
     condx = 0.0
     pz = 0.0
     for j in range(L):
@@ -144,9 +147,19 @@ def row_eval(i, N, mss, cq, rRT, rZ, z, w, a, s, m, T, MU, CC, HH, B, L, tcb):
     pk = Ty(cq / acc)
     for k in range(B):
         a[k] *= pk                               # cq P[i, k] / B
-    prod = 0.0
+    # sum_j (m_j + log s_j) as sum_j m_j + log prod_j s_j: one logarithm instead of L (every
+    # s_j >= 1, so the product only overflows, and then the logarithms are taken one by one)
+    msum = 0.0
+    sprod = 1.0
     for j in range(L):
-        prod += float(m[j]) + math.log(float(s[j]))
+        msum += float(m[j])
+        sprod *= float(s[j])
+    if sprod < math.inf:
+        prod = msum + math.log(sprod)
+    else:
+        prod = 0.0
+        for j in range(L):
+            prod += float(m[j]) + math.log(float(s[j]))
     tcb[rRT, i] = Ty(condx - qz)
     tcb[rRT + 1, i] = Ty(qz - prod)
     tcb[rRT + 2, i] = Ty(prod - pz)
