@@ -65,7 +65,7 @@ class TrainResult:
 
 
 def default_epochs(n_windows: int, batch_size: int) -> int:
-    """Epochs for ~12,000 optimisation steps (5..400): 12-20 s on 2 cores at batch 256, well under a minute."""
+    """Epochs for ~12,000 optimisation steps (5..400): 20-30 s on 2 cores at batch 256, well under a minute."""
     steps_per_epoch = max(1, -(-n_windows // batch_size))
     return int(min(400, max(5, round(12_000 / steps_per_epoch))))
 
@@ -145,7 +145,7 @@ def train_on_candles(df, cfg: TrainConfig | None = None, *, on_batch=None, on_ep
 
     Notes
     -----
-    ``epochs=None`` resolves to :func:`default_epochs` (12-20 s on 2 cores at batch 256). With
+    ``epochs=None`` resolves to :func:`default_epochs` (20-30 s on 2 cores at batch 256). With
     ``anneal="capacity"``, ``beta`` is gamma and ``capacity`` the final KL target C in nats.
     """
     import numpy as np

@@ -119,7 +119,7 @@ class TrainConfig:
                                lo=0)
     # -- optimisation ---------------------------------------------------------------------------
     epochs: int | None = _setting(None, "Passes over the training windows. Default: about 12,000 steps "
-                                        "(12-20 s on 2 cores).", lo=1, integer=True, optional=True)
+                                        "(20-30 s on 2 cores).", lo=1, integer=True, optional=True)
     batch_size: int = _setting(256, "Windows per optimisation step.", lo=1, integer=True)
     lr: float = _setting(1e-3, "Adam learning rate.", lo=0, lo_open=True)
     # -- split ----------------------------------------------------------------------------------
