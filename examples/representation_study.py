@@ -1,10 +1,11 @@
 """Which input representation lets the model find factors PCA cannot? (issue 13)
 
-For each input representation x loss x beta (x seed) one model is trained on the development universe
-(a directory of ``<SYMBOL>_<interval>.csv``, default ``../shared/data/bybit_perp_1h``: 20 Bybit
-perpetuals, hourly) with the CLI's defaults otherwise (its calendar cutoff puts the latest ~20% of the
-windows in validation). Every figure is measured on windows the model never trained on, beside PCA
-with as many components fitted on the same training windows of the same representation:
+For each input representation x loss x beta (x seed) one model is trained on the development
+universe (a directory of ``<SYMBOL>_<interval>.csv``, default ``../shared/data/bybit_perp_1h``: 20
+Bybit perpetuals, hourly) with the CLI's other settings (its calendar cutoff puts the latest ~20% of
+the windows in validation; the loss settings are always given explicitly). Every figure is measured
+on windows the model never trained on, beside PCA with as many components fitted on the same
+training windows of the same representation:
 
 * ``univ``: the universe's validation period (every symbol after the cutoff);
 * ``sample``: the bundled sample (Coinbase BTC-USD hourly, 2017-2019: another exchange, years earlier).
@@ -12,20 +13,21 @@ with as many components fitted on the same training windows of the same represen
 Per model and set:
 
 * proxy alignment: Spearman rho of each latent's posterior mean (PCA: each score) with the causal
-  indicators of :func:`betavae_np.analysis.proxies.indicators` plus ``momentum`` (log return over the
-  window), ``body_abs`` (mean |close - open| / (high - low) over the window: candle shape) and
-  ``volume_level`` (the window's mean log volume against the lookback's, a z-score; ``volume_z`` scores
-  the last candle alone). ``cover`` gives per family (volatility: realised_vol, atr_14; trend: momentum,
-  sma20_slope, close_sma50; volume: volume_z, volume_level; shape: body_abs; rsi/obv: rsi_14, obv_slope) the largest |rho| of any active
-  latent. Universe rho is taken per symbol over time and averaged over symbols (``ts``: does the
-  latent move with the indicator?) and pooled over all held-out windows (``pooled``: also ranks the
-  symbols). The goal's "three different latents" is checked by assigning volatility, trend and
-  volume to distinct active latents (the assignment with the largest smallest |rho|).
+  indicators of :func:`betavae_np.analysis.proxies.indicators` plus ``momentum`` (log return over
+  the window), ``body_abs`` (mean |close - open| / (high - low) over the window: candle shape) and
+  ``volume_level`` (the window's mean log volume against the lookback's, a z-score; ``volume_z``
+  scores the last candle alone). ``cover`` gives per family (volatility: realised_vol, atr_14;
+  trend: momentum, sma20_slope, close_sma50; volume: volume_z, volume_level; shape: body_abs;
+  rsi/obv: rsi_14, obv_slope) the largest |rho| of any active latent. Universe rho is taken per
+  symbol over time and averaged over symbols (``ts``: does the latent move with the indicator?) and
+  pooled over all held-out windows (``pooled``: also ranks the symbols). The goal's "three different
+  latents" is checked by assigning volatility, trend and volume to distinct active latents (the
+  assignment with the largest smallest |rho|).
 * ``gap``: the MIG-like proxy gap, the mean over indicators of the best minus the second-best |rho|.
-* ``pca_r2``: per active latent, R^2 of its linear regression on the PCA scores (plus intercept);
+* ``pca_linearity``: per latent, R^2 of its linear regression on the PCA scores (plus intercept);
   ``nonlinear``: active latents with R^2 < 0.9.
 * ``r2``: held-out reconstruction R^2 (decode of the posterior mean against the training mean
-  window), PCA's beside it; ``active``: active units.
+  window), ``pca_r2`` PCA's; ``active``: active units.
 * IC: ``cs`` the cross-sectional rank IC with forward log returns over 1, 4, 24 candles (Newey-West t,
   :func:`betavae_np.analysis.cross_section.cross_section_report`, universe held-out) and ``ts`` the
   time-series IC on the bundled sample (its 30-day periods' mean and the t over periods,
@@ -212,9 +214,9 @@ def cs_ic(model, frames) -> dict:
 
 def run_one(job, universe_dir, sample_df, quick):
     rep, recon, beta, seed = job
-    settings = dict(source=universe_dir, features=rep, beta=beta, seed=seed)
-    if recon == "gaussian":
-        settings.update(recon="gaussian", learn_sigma=True)
+    # every loss setting explicit: the run must not follow later changes of train's defaults
+    settings = dict(source=universe_dir, features=rep, beta=beta, seed=seed, recon=recon,
+                    learn_sigma=recon == "gaussian")
     if quick:
         settings.update(epochs=1)
     t0 = time.perf_counter()
