@@ -169,10 +169,9 @@ class TrainConfig:
         if self.early_stopping is not None and self.val_fraction == 0:
             raise config_error(f"early_stopping={self.early_stopping} needs a validation part; set "
                                "val_fraction above 0.", "early_stopping")
-        if self.learn_sigma is None:   # the default: learned when the likelihood is Gaussian, unless fixed
-            object.__setattr__(self, "learn_sigma", self.recon == "gaussian" and self.sigma is None)
-        if not isinstance(self.learn_sigma, bool):
-            raise config_error(f"learn_sigma must be true or false, got {self.learn_sigma!r}.", "learn_sigma")
+        if self.learn_sigma is not None and not isinstance(self.learn_sigma, bool):
+            raise config_error(f"learn_sigma must be true, false or None (learned unless sigma is given), got "
+                               f"{self.learn_sigma!r}.", "learn_sigma")
         try:
             self.loss_spec()
         except ConfigError as exc:
@@ -198,14 +197,23 @@ class TrainConfig:
         return self.symbols is not None or (self.source not in ("auto", "bybit", "sample")
                                             and os.path.isdir(self.source))
 
+    @property
+    def sigma_learned(self) -> bool:
+        """Whether the run learns the noise: ``learn_sigma``, or when it is None (the default) whenever
+        the likelihood is Gaussian and no fixed ``sigma`` is given. None stays None in the field, so
+        ``replace(cfg, recon="sse")`` or ``replace(cfg, sigma=0.1)`` decides it again."""
+        if self.learn_sigma is not None:
+            return self.learn_sigma
+        return self.recon == "gaussian" and self.sigma is None
+
     def loss_spec(self):
         """The :mod:`betavae_np.losses` spec of this run (``dataset_size`` is left to :func:`fit`)."""
         from . import losses
 
         if self.loss == "tcvae":
             return losses.TCVAE(alpha=self.alpha, beta=self.beta, gamma=self.gamma, estimator=self.estimator,
-                                recon=self.recon, sigma=self.sigma, learn_sigma=self.learn_sigma)
-        return losses.BetaVAE(recon=self.recon, sigma=self.sigma, learn_sigma=self.learn_sigma,
+                                recon=self.recon, sigma=self.sigma, learn_sigma=self.sigma_learned)
+        return losses.BetaVAE(recon=self.recon, sigma=self.sigma, learn_sigma=self.sigma_learned,
                               beta=self.beta)
 
     # -- conversion -----------------------------------------------------------------------------

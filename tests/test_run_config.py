@@ -114,3 +114,21 @@ def test_train_warns_when_no_dimension_is_active():
                                   **{**SMALL, "epochs": 10})
     assert res.model.records.latent_stats.n_active == 0
     assert res.warnings and "no latent dimension is active" in res.warnings[0]
+
+
+def test_learned_noise_is_decided_by_the_likelihood_and_sigma_even_after_replace():
+    """learn_sigma=None (the default) learns the noise only for a Gaussian likelihood without a fixed
+    sigma, and replace() decides it again (bv.train(recon="sse") must not inherit a learned noise)."""
+    cfg = bv.TrainConfig()
+    assert cfg.learn_sigma is None and cfg.loss_spec().learn_sigma is True
+    assert dataclasses.replace(cfg, recon="sse").loss_spec() == bv.losses.BetaVAE(recon="sse", beta=4.0)
+    fixed = dataclasses.replace(cfg, sigma=0.3).loss_spec()
+    assert (fixed.sigma, fixed.learn_sigma) == (0.3, False)
+    assert dataclasses.replace(cfg, learn_sigma=False).loss_spec().sigma == 1.0
+    with pytest.raises(ConfigError, match="learn_sigma needs"):
+        bv.TrainConfig(recon="sse", learn_sigma=True)
+    with pytest.raises(ConfigError, match="learn_sigma"):
+        bv.TrainConfig(learn_sigma="yes")
+    df = bv.data.load_sample().iloc[:600]
+    res = bv.run.train_on_candles(df, window=8, lookback=16, latent=2, hidden=(8,), epochs=1, recon="sse")
+    assert res.model.loss_spec.recon == "sse" and "out.logsigma" not in res.model.named_parameters()
