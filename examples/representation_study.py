@@ -199,9 +199,9 @@ def measure(model, pca, frames, sets, tr_mean) -> dict:
     return res
 
 
-def cs_ic(model, frames) -> dict:
+def cs_ic(model, frames, windows) -> dict:
     """Largest |Newey-West t| per horizon of the latents and of PCA (held-out, cross-sectional)."""
-    rep = cross_section_report(model, frames)
+    rep = cross_section_report(model, frames, windows)   # the windows already cut: not windowed again
     t = rep.table.reset_index()
     out = {}
     for kind in ("latent", "pca", "hand"):
@@ -237,7 +237,7 @@ def run_one(job, universe_dir, sample_df, quick):
     fr = dict(frames)
     fr["SAMPLE"] = sample_df
     out = measure(model, pca, fr, sets, tr_mean)
-    out["cs_ic"] = cs_ic(model, frames)
+    out["cs_ic"] = cs_ic(model, frames, windows)
     out["fit_seconds"] = fit
     out["epochs"] = int(model.records.run.epochs)
     if recon == "gaussian":
