@@ -56,7 +56,8 @@ from .loss import (
     recon_block,
     sigma_weights,
 )
-from .tc import tc_backward, tc_gather, tc_prepare, tc_rows, tc_terms
+from .simd import wide_vectors
+from .tc import tc_gather, tc_grad_rows, tc_prepare_cols, tc_refresh, tc_rows, tc_terms
 from .vae import heads_backward, heads_sample
 
 __all__ = ["forward_pass", "backward_pass", "loss_stage", "loss_grad", "sigma_grad", "forward_chunks", "backward_chunks",
@@ -235,12 +236,21 @@ def backward_pass(params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, 
 
 
 @njit(**JIT_SERIAL)
-def _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap,
-                   iw):  # pragma: no cover - compiled
+def _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap, iw, lc,
+                   tcb):  # pragma: no cover - compiled
+    """Chunk ``c``'s forward pass; for beta-TCVAE also its rows' gather and constants
+    (:func:`.tc.tc_gather`, :func:`.tc.tc_prepare_cols`), on the chunk's thread."""
     B = X.shape[0]
     lo = c * B // n_chunks
     hi = (c + 1) * B // n_chunks
     forward_pass(params, tab, n_enc, act, X[lo:hi], eps[lo:hi], acts[c], zs[c], cap, iw)
+    if lc[KIND] == TCVAE:
+        L = eps.shape[1]
+        b = hi - lo
+        h_off = tab[n_enc, 4]
+        tc_gather(tcb, B, L, lo, acts[c][h_off:h_off + b * 2 * L].reshape((b, 2 * L)),
+                  zs[c][0:b * L].reshape((b, L)))
+        tc_prepare_cols(lo, hi, L, tcb)
 
 
 @njit(**JIT_SERIAL)
@@ -264,11 +274,11 @@ def loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, c
                gls, tcb, terms):  # pragma: no cover - compiled
     """The batch-wide loss stage over the chunks' buffers; returns the batch-mean ``(recon, kl)``.
 
-    Writes ``dloss/dx_hat`` over each chunk's ``x_hat``, the learned log-sigma's gradient into
-    ``gls`` (n_input,) float64, and for beta-TCVAE gathers the batch into ``tcb`` and prepares
-    it (:func:`.tc.tc_prepare`); the estimator's rows follow (:func:`.tc.tc_rows` per block, on
-    the chunks' threads, then :func:`.tc.tc_terms`). Block sums are combined in chunk order, so
-    results do not depend on threads.
+    Writes ``dloss/dx_hat`` over each chunk's ``x_hat`` and the learned log-sigma's gradient
+    into ``gls`` (n_input,) float64. For beta-TCVAE the chunks have gathered and prepared their
+    rows in ``tcb`` (:func:`_forward_chunk`); the estimator's rows follow (:func:`.tc.tc_rows`
+    per block, on the chunks' threads, then :func:`.tc.tc_terms`). Block sums are combined in
+    chunk order, so results do not depend on threads.
     """
     B = X.shape[0]
     L = klp.shape[1]
@@ -293,13 +303,9 @@ def loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, c
         sums[c, 0] = r * b
         sums[c, 1] = k * b
         sums[c, 2] = b
-        if lc[KIND] == TCVAE:
-            tc_gather(tcb, B, L, lo, H, z[0:b * L].reshape((b, L)))
     recon, kl = _combine_forward(sums[:n_chunks], klp, kl_per_dim, B)
     terms[0] = recon
     terms[1] = kl
-    if lc[KIND] == TCVAE:
-        tc_prepare(B, L, n_chunks, tcb)
     return recon, kl
 
 
@@ -334,13 +340,14 @@ def forward_chunks(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_per_
         Batch means.
     """
     for c in prange(n_chunks):
-        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap, iw)
+        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap, iw, lc, tcb)
     recon, kl = loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, cap,
                            n_chunks, sw, gls, tcb, terms)
     if lc[KIND] == TCVAE:
         B = X.shape[0]
         L = eps.shape[1]
         for c in prange(n_chunks):
+            wide_vectors()                       # the loop body's function inlines tc_rows
             tc_rows(c, n_chunks, lc, lw, B, L, tcb)
         tc_terms(B, L, tcb, terms)
     return recon, kl
@@ -351,7 +358,7 @@ def forward_chunks_seq(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_
                        n_chunks, iw, lc, lw, sw, gls, tcb, terms):  # pragma: no cover - compiled
     """:func:`forward_chunks` with the chunks one after the other (same results, bit for bit)."""
     for c in range(n_chunks):
-        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap, iw)
+        _forward_chunk(c, n_chunks, params, tab, n_enc, act, X, eps, acts, zs, cap, iw, lc, tcb)
     recon, kl = loss_stage(lc, lw, params, tab, n_enc, X, acts, zs, klp, sums, kl_per_dim, cap,
                            n_chunks, sw, gls, tcb, terms)
     if lc[KIND] == TCVAE:
@@ -365,10 +372,14 @@ def forward_chunks_seq(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_
 
 @njit(**JIT_SERIAL)
 def _backward_chunk(c, n_chunks, params, g, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp,
-                    cap, iw, G, add):  # pragma: no cover - compiled
+                    cap, iw, G, add, lw, tcb):  # pragma: no cover - compiled
+    """Chunk ``c``'s backward pass; for beta-TCVAE (``add``) its rows of the loss stage's
+    gradient first (:func:`.tc.tc_grad_rows`, on the chunk's thread)."""
     B = X.shape[0]
     lo = c * B // n_chunks
     hi = (c + 1) * B // n_chunks
+    if add:
+        tc_grad_rows(lw, B, eps.shape[1], n_chunks, tcb, G, lo, hi)
     backward_pass(params, g, tab, n_enc, act, X[lo:hi], eps[lo:hi], beta, acts[c], dpre[c], zs[c],
                   tmp[c], cap, 1.0 / B, iw, G[lo:hi], add)
 
@@ -378,12 +389,14 @@ def loss_grad(lc, lw, beta, B, nb, tcb, G):  # pragma: no cover - compiled
     """The loss stage's gradient w.r.t. ``[z | mu | logvar]`` for the backward; returns the weight
     of the closed-form KL that :func:`.vae.heads_backward` applies.
 
-    beta-TCVAE: ``G`` (B, 3L) = ``alpha dMI + beta dTC + gamma dKL_dim`` (:func:`.tc.tc_backward`)
-    and no closed-form KL; beta-VAE: ``G`` is not read and the KL weight is ``beta``. ``nb``: the
-    number of row blocks the estimator ran in (the step's chunks).
+    beta-TCVAE: no closed-form KL; the estimator's accumulated gradients are made those of
+    ``beta`` (:func:`.tc.tc_refresh`), and each backward chunk writes its rows of ``G`` (B, 3L)
+    ``= alpha dMI + beta dTC + gamma dKL_dim`` (:func:`.tc.tc_grad_rows`). beta-VAE: ``G`` is
+    not read and the KL weight is ``beta``. ``nb``: the number of row blocks the estimator ran
+    in (the step's chunks).
     """
     if lc[KIND] == TCVAE:
-        tc_backward(lc, lw, beta, B, G.shape[1] // 3, nb, tcb, G)
+        tc_refresh(lc, lw, beta, B, G.shape[1] // 3, nb, tcb)
         return 0.0
     return beta
 
@@ -413,12 +426,12 @@ def backward_chunks(params, grads, gparts, tab, n_enc, act, X, eps, beta, acts, 
     c_kl = loss_grad(lc, lw, beta, B, n_chunks, tcb, G)
     if n_chunks == 1:
         _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, c_kl, acts, dpre, zs, tmp,
-                        cap, iw, G, add)
+                        cap, iw, G, add, lw, tcb)
         sigma_grad(lc, gls, grads)
         return
     for c in prange(n_chunks):
         _backward_chunk(c, n_chunks, params, gparts[c], tab, n_enc, act, X, eps, c_kl, acts, dpre,
-                        zs, tmp, cap, iw, G, add)
+                        zs, tmp, cap, iw, G, add, lw, tcb)
     for i in prange(grads.shape[0]):
         s = gparts[0, i]
         for c in range(1, n_chunks):
@@ -436,12 +449,12 @@ def backward_chunks_seq(params, grads, gparts, tab, n_enc, act, X, eps, beta, ac
     c_kl = loss_grad(lc, lw, beta, B, n_chunks, tcb, G)
     if n_chunks == 1:
         _backward_chunk(0, 1, params, grads, tab, n_enc, act, X, eps, c_kl, acts, dpre, zs, tmp,
-                        cap, iw, G, add)
+                        cap, iw, G, add, lw, tcb)
         sigma_grad(lc, gls, grads)
         return
     for c in range(n_chunks):
         _backward_chunk(c, n_chunks, params, gparts[c], tab, n_enc, act, X, eps, c_kl, acts, dpre,
-                        zs, tmp, cap, iw, G, add)
+                        zs, tmp, cap, iw, G, add, lw, tcb)
     for i in range(grads.shape[0]):
         s = gparts[0, i]
         for c in range(1, n_chunks):

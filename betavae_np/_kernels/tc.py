@@ -71,10 +71,12 @@ from ..config import JIT_EXACT, JIT_SERIAL
 from .loss import ALPHA, ESTIMATOR, GAMMA, MSS, N_DATA
 from .loss_codes import TC_BETA
 from .rowsum import row_sum_inline as row_sum   # the callers are JIT_EXACT
-from .tc_row import log_weight, row_eval
+from .simd import wide_vectors
+from .fastexp import fexp, fma
+from .tc_row import LOG2E, log_weight, pair_sums, row_finish, row_start, row_sums
 
 __all__ = ["TC_BETA", "tc_shape", "tc_gather", "tc_prepare", "tc_rows", "tc_terms", "tc_forward",
-           "tc_refresh", "tc_grad", "tc_backward", "log_weight"]
+           "tc_refresh", "tc_grad", "tc_grad_rows", "tc_backward", "tc_prepare_cols", "log_weight"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -103,30 +105,31 @@ def _borrowed(typingctx, a):
 def tc_shape(B: int, L: int, nb: int) -> tuple[int, int]:
     """Shape of the buffer ``tcb`` for batches of up to ``B`` rows in ``nb`` blocks.
 
-    ``(7 L + 3 + nb (4 L + 15), max(B, L + 1))``: for B = 256, L = 8 and two blocks, 153 x 256
-    values (153 KiB in float32).
+    ``(7 L + 3 + nb (4 L + 12), max(B, L + 2))``, the row length rounded up to a multiple of 16
+    (64 bytes in float32, so rows of a 64-byte aligned buffer stay aligned): for B = 256, L = 8
+    and two blocks, 147 x 256 values (147 KiB in float32).
     """
-    return 7 * L + 3 + nb * (4 * L + 15), max(B, L + 1)
+    return 7 * L + 3 + nb * (4 * L + 12), -(-max(B, L + 2) // 16) * 16
 
 
 @njit(**JIT_SERIAL)
 def _rows(L):  # pragma: no cover - compiled
-    """First rows of MU, LV, IV, CC, HH, Z, GZ, RT and of block 0."""
+    """First rows of MU, LV, IV, C2, H2, Z, GZ, RT and of block 0."""
     return 0, L, 2 * L, 3 * L, 4 * L, 5 * L, 6 * L, 7 * L, 7 * L + 3
 
 
 @njit(**JIT_SERIAL)
 def _block_rows(c, L):  # pragma: no cover - compiled
-    """First rows of block ``c``'s T1, T2 (L + 3 rows each), GM, GV and its rows w (a1, a2
-    follow), s1 (s2 follows), m1 (z1, m2, z2 follow)."""
-    o = 7 * L + 3 + c * (4 * L + 15)
-    return o, o + 2 * L + 6, o + 3 * L + 6, o + 4 * L + 6, o + 4 * L + 9, o + 4 * L + 11
+    """First rows of block ``c``'s T1, T2 (L + 2 rows each), GM, GV and its rows a1 (a2
+    follows), s1 (s2 follows), m1 (z1, m2, z2 follow)."""
+    o = 7 * L + 3 + c * (4 * L + 12)
+    return o, o + 2 * L + 4, o + 3 * L + 4, o + 4 * L + 4, o + 4 * L + 6, o + 4 * L + 8
 
 
 @njit(**JIT_SERIAL)
 def tc_gather(tcb, B, L, lo, H, Z):  # pragma: no cover - compiled
     """Copy a row block's ``[mu | logvar]`` (b, 2L) and ``z`` (b, L) to columns ``lo..`` of tcb."""
-    rMU, rLV, _rIV, _rCC, _rHH, rZ, _rGZ, _rRT, _b = _rows(L)
+    rMU, rLV, _rIV, _rC2, _rH2, rZ, _rGZ, _rRT, _b = _rows(L)
     for r in range(H.shape[0]):
         i = lo + r
         for j in range(L):
@@ -136,28 +139,34 @@ def tc_gather(tcb, B, L, lo, H, Z):  # pragma: no cover - compiled
 
 
 @njit(**JIT_SERIAL)
-def _zero_grads(B, L, nb, tcb):  # pragma: no cover - compiled
-    """Zero every block's accumulators ``GM, GV``."""
-    for c in range(nb):
-        rGM = _block_rows(c, L)[1]
-        for r in range(rGM, rGM + 2 * L):
-            for k in range(B):
-                tcb[r, k] = 0.0
+def _zero_block(c, B, L, tcb):  # pragma: no cover - compiled
+    """Zero block ``c``'s accumulators ``GM, GV``."""
+    rGM = _block_rows(c, L)[1]
+    for r in range(rGM, rGM + 2 * L):
+        for k in range(B):
+            tcb[r, k] = 0.0
 
 
-@njit(**JIT_SERIAL)
-def tc_prepare(B, L, nb, tcb):  # pragma: no cover - compiled
-    """After the gathers: the per-component constants ``IV, CC, HH`` and zeroed accumulators."""
-    _rMU, rLV, rIV, rCC, rHH, _rZ, _rGZ, _rRT, _b = _rows(L)
+@njit(**JIT_EXACT)
+def tc_prepare_cols(lo, hi, L, tcb):  # pragma: no cover - compiled
+    """The per-component constants ``IV, C2, H2`` (computed in float64) of gathered columns
+    ``lo:hi``."""
+    _rMU, rLV, rIV, rC2, rH2, _rZ, _rGZ, _rRT, _b = _rows(L)
     T = tcb.dtype.type
     for j in range(L):
-        for k in range(B):
+        for k in range(lo, hi):
             lv = float(tcb[rLV + j, k])
-            iv = math.exp(-lv)
+            iv = fexp(-lv)
             tcb[rIV + j, k] = T(iv)
-            tcb[rCC + j, k] = T(-0.5 * (LOG_2PI + lv))
-            tcb[rHH + j, k] = T(-0.5 * iv)
-    _zero_grads(B, L, nb, tcb)
+            tcb[rC2 + j, k] = T(-0.5 * LOG2E * (LOG_2PI + lv))
+            tcb[rH2 + j, k] = T(-0.5 * LOG2E * iv)
+
+
+@njit(**JIT_EXACT)
+def tc_prepare(B, L, nb, tcb):  # pragma: no cover - compiled
+    """After the gathers: :func:`tc_prepare_cols` of every column (the step does it per chunk,
+    on the chunks' threads, right after each chunk's gather)."""
+    tc_prepare_cols(0, B, L, tcb)
 
 
 @njit(**JIT_EXACT)
@@ -167,11 +176,13 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     ``GM, GV``) (module notes). Rows go in pairs (the last one alone when the block has an odd
     number), so each pair's gradient pass updates the accumulators once. Blocks write disjoint
     memory: they may run on separate threads."""
+    wide_vectors()
     N = lw[N_DATA]
     mss = lc[ESTIMATOR] == MSS
     tcb = _borrowed(tcb)                         # no reference counting per row (views, calls)
-    rMU, _rLV, rIV, rCC, rHH, rZ, rGZ, rRT, _b = _rows(L)
-    rT, rGM, rGV, rw, rs, rm = _block_rows(c, L)
+    _zero_block(c, B, L, tcb)                    # on the block's own thread (its cache)
+    rMU, _rLV, rIV, rC2, rH2, rZ, rGZ, rRT, _b = _rows(L)
+    rT, rGM, rGV, ra, rs, rm = _block_rows(c, L)
     Ty = tcb.dtype.type
     inv_b = 1.0 / B
     cq = inv_b * (lw[TC_BETA] - lw[ALPHA])       # weight of mean log q(z), over B
@@ -181,31 +192,35 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     # views made once per block (not per row: each view costs reference counting)
     MU = tcb[rMU:rMU + L]
     IV = tcb[rIV:rIV + L]
-    CC = tcb[rCC:rCC + L]
-    HH = tcb[rHH:rHH + L]
-    T1 = tcb[rT:rT + L + 3]                      # rows L..L+2: scratch (see .tc_row.row_sums, below)
-    T2 = tcb[rT + L + 3:rT + 2 * L + 6]
+    C2 = tcb[rC2:rC2 + L]
+    H2 = tcb[rH2:rH2 + L]
+    T1 = tcb[rT:rT + L + 2]                      # row L: joint powers, L + 1: gradient scratch
+    T2 = tcb[rT + L + 2:rT + 2 * L + 4]
     GM = tcb[rGM:rGM + L]
     GV = tcb[rGV:rGV + L]
-    w = tcb[rw]
-    a1 = tcb[rw + 1]
-    a2 = tcb[rw + 2]
+    a1 = tcb[ra]
+    a2 = tcb[ra + 1]
     s1 = tcb[rs]                                 # s[:L] per dimension, s[L] the joint
     s2 = tcb[rs + 1]
     m1 = tcb[rm]
     z1 = tcb[rm + 1]                             # the evaluation row's z, contiguous
     m2 = tcb[rm + 2]
     z2 = tcb[rm + 3]
-    # the log weights of the row's own component, the next one and the rest: the same each row
-    w_own = Ty(log_weight(0, 0, B, N, mss))
-    w_next = Ty(log_weight(0, 1 % B, B, N, mss))
-    w_rest = Ty(log_weight(0, 2 % B, B, N, mss))
+    # the log weights (the same for every row) as factors of the own and the next component
+    w_own = log_weight(0, 0, B, N, mss)
+    w_next = log_weight(0, 1 % B, B, N, mss)
+    w_rest = log_weight(0, 2 % B, B, N, mss)
+    f0 = Ty(math.exp(w_own - w_rest))
+    f1 = Ty(math.exp(w_next - w_rest))
+    fix = w_own != w_rest or w_next != w_rest
     for i in range(lo, hi, 2):
-        row_eval(i, w_own, w_next, w_rest, cq, rRT, rZ, z1, w, a1, s1, m1, T1, MU, CC, HH, B, L,
-                 tcb)
+        cx1, pz1 = row_start(i, rZ, z1, m1, MU, C2, H2, L, tcb)
         if i + 1 < hi:
-            row_eval(i + 1, w_own, w_next, w_rest, cq, rRT, rZ, z2, w, a2, s2, m2, T2, MU, CC, HH,
-                     B, L, tcb)
+            cx2, pz2 = row_start(i + 1, rZ, z2, m2, MU, C2, H2, L, tcb)
+            ma1, ma2 = pair_sums(i, f0, f1, fix, z1, m1, a1, s1, T1, z2, m2, a2, s2, T2, MU, C2,
+                                 H2, B, L)
+            row_finish(i, cx1, pz1, ma1, w_rest, cq, rRT, a1, s1, m1, T1, B, L, tcb)
+            row_finish(i + 1, cx2, pz2, ma2, w_rest, cq, rRT, a2, s2, m2, T2, B, L, tcb)
             for j in range(L):
                 # per dimension, both rows: q_k = a_k + cj T[j,k] (a = cq P[i, :], cj = cp / s_j)
                 # times d_k = (z - MU[j,k]) IV[j,k] into GM, times d_k (z - MU[j,k]) - 1 into
@@ -218,28 +233,30 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
                     mu = MU[j, k]
                     iv = IV[j, k]
                     diff1 = zj1 - mu
-                    q1 = a1[k] + c1 * T1[j, k]
+                    q1 = fma(c1, T1[j, k], a1[k])
                     qd1 = q1 * (diff1 * iv)
                     T1[L + 1, k] = qd1
                     diff2 = zj2 - mu
-                    q2 = a2[k] + c2 * T2[j, k]
+                    q2 = fma(c2, T2[j, k], a2[k])
                     qd2 = q2 * (diff2 * iv)
                     T2[L + 1, k] = qd2
                     GM[j, k] += qd1 + qd2
-                    GV[j, k] += (qd1 * diff1 - q1) + (qd2 * diff2 - q2)
+                    GV[j, k] += fma(qd1, diff1, -q1) + fma(qd2, diff2, -q2)
                 tcb[rGZ + j, i] = -row_sum(T1, L + 1, B)
                 tcb[rGZ + j, i + 1] = -row_sum(T2, L + 1, B)
         else:                                    # the block's last row, alone
+            ma1 = row_sums(i, z1, m1, f0, f1, fix, a1, s1, T1, MU, C2, H2, B, L, False)
+            row_finish(i, cx1, pz1, ma1, w_rest, cq, rRT, a1, s1, m1, T1, B, L, tcb)
             for j in range(L):
                 zj1 = z1[j]
                 c1 = Ty(cp / float(s1[j]))
                 for k in range(B):               # vectorised over k
                     diff1 = zj1 - MU[j, k]
-                    q1 = a1[k] + c1 * T1[j, k]
+                    q1 = fma(c1, T1[j, k], a1[k])
                     qd1 = q1 * (diff1 * IV[j, k])
                     T1[L + 1, k] = qd1
                     GM[j, k] += qd1
-                    GV[j, k] += qd1 * diff1 - q1
+                    GV[j, k] += fma(qd1, diff1, -q1)
                 tcb[rGZ + j, i] = -row_sum(T1, L + 1, B)
 
 
@@ -276,7 +293,6 @@ def tc_refresh(lc, lw, beta, B, L, nb, tcb):  # pragma: no cover - compiled
     if lw[TC_BETA] == beta:
         return False
     lw[TC_BETA] = beta
-    _zero_grads(B, L, nb, tcb)
     for c in range(nb):
         tc_rows(c, nb, lc, lw, B, L, tcb)
     return True
@@ -287,26 +303,38 @@ def tc_grad(lw, B, L, nb, tcb, G):  # pragma: no cover - compiled
     """``G`` (>= B, 3L) = d(alpha MI + beta TC + gamma KL_dim)/d[z | mu | logvar] of the last
     :func:`tc_forward` with ``beta = lw[TC_BETA]`` (rows ``:B``, in G's dtype; see
     :func:`tc_refresh`); the blocks' sums are added in block order."""
+    tc_grad_rows(lw, B, L, nb, tcb, G, 0, B)
+
+
+@njit(**JIT_EXACT)
+def tc_grad_rows(lw, B, L, nb, tcb, G, lo, hi):  # pragma: no cover - compiled
+    """Rows ``lo:hi`` of :func:`tc_grad` (the step's backward chunks each make their own)."""
     alpha = lw[ALPHA]
     gamma = lw[GAMMA]
-    rMU, _rLV, rIV, _rCC, _rHH, rZ, rGZ, _rRT, _b = _rows(L)
+    rMU, _rLV, rIV, _rC2, _rH2, rZ, rGZ, _rRT, _b = _rows(L)
     inv_b = 1.0 / B
     T = G.dtype.type
-    for i in range(B):
-        g = G[i]
-        for j in range(L):
-            z = float(tcb[rZ + j, i])
-            diff = z - float(tcb[rMU + j, i])
-            d = diff * float(tcb[rIV + j, i])
-            gm = gv = 0.0
-            for c in range(nb):
-                _rT, rGM, rGV, _w, _s, _m = _block_rows(c, L)
-                gm += float(tcb[rGM + j, i])
-                gv += float(tcb[rGV + j, i])
+    for j in range(L):                           # rows of tcb are contiguous in i
+        Zj = tcb[rZ + j]
+        MUj = tcb[rMU + j]
+        IVj = tcb[rIV + j]
+        GZj = tcb[rGZ + j]
+        rGM0 = _block_rows(0, L)[1] + j
+        rGV0 = _block_rows(0, L)[2] + j
+        step = 4 * L + 12                        # rows from one block's GM to the next one's
+        for i in range(lo, hi):
+            z = float(Zj[i])
+            diff = z - float(MUj[i])
+            d = diff * float(IVj[i])
+            gm = float(tcb[rGM0, i])
+            gv = float(tcb[rGV0, i])
+            for c in range(1, nb):
+                gm += float(tcb[rGM0 + c * step, i])
+                gv += float(tcb[rGV0 + c * step, i])
             # alpha * d mean log q(z|x) and -gamma * d mean log p(z), own row only
-            g[j] = T(inv_b * (-alpha * d + gamma * z) + float(tcb[rGZ + j, i]))
-            g[L + j] = T(inv_b * alpha * d + gm)
-            g[2 * L + j] = T(inv_b * alpha * 0.5 * (d * diff - 1.0) + 0.5 * gv)
+            G[i, j] = T(inv_b * (-alpha * d + gamma * z) + float(GZj[i]))
+            G[i, L + j] = T(inv_b * alpha * d + gm)
+            G[i, 2 * L + j] = T(inv_b * alpha * 0.5 * (d * diff - 1.0) + 0.5 * gv)
 
 
 @njit(**JIT_SERIAL)

@@ -1,16 +1,27 @@
-"""One evaluation row of the beta-TCVAE estimators (:mod:`.tc`): log weights, log densities,
-shifted exponentials and their sums, and the row's MI / TC / dimension-wise KL terms.
+"""One evaluation row of the beta-TCVAE estimators (:mod:`.tc`): log densities in base 2, their
+shifted powers of two and sums, and the row's MI / TC / dimension-wise KL terms.
 
 For row ``i`` and every component ``k`` (dimension-major rows of the stage's buffer, contiguous
-in ``k``): ``l[k,j] = CC[j,k] + HH[j,k] (z_j - MU[j,k])^2`` (``CC = -(log 2 pi + logvar) / 2``,
-``HH = -exp(-logvar) / 2``), the per-dimension exponentials ``T[j,k] = exp(w_k + l[k,j] - m_j)``
-and their sums ``s_j``, the joint ones ``exp(w_k + sum_j l[k,j] - ma)`` and their sum. The loops
-over ``k`` are written out here (not calls per dimension); they are elementwise, the sums go
-through :func:`.rowsum.row_sum_inline`, and the functions are compiled without reassociation
-(module notes of :mod:`.tc` and :mod:`.rowsum`). Their array arguments are views of a buffer
-without a reference count (:func:`.tc._borrowed`): a call per row that counted references on
-each of its arrays spent about a quarter of the stage on locked adds to the one counter all
-blocks share.
+in ``k``) the log2 density is ``y[k,j] = C2[j,k] + H2[j,k] (z_j - MU[j,k])^2`` (``C2 = -(log 2 pi
++ logvar) / (2 ln 2)``, ``H2 = -exp(-logvar) / (2 ln 2)``): working in base 2 makes each
+exponential a :func:`.fastexp.fexp2`, whose reduction is one subtraction. Per dimension the
+powers ``T[j,k] = 2**(y[k,j] - m_j)`` are shifted by the row's own component (``m_j = y[i,j]``,
+so ``T[j,i] = 1`` and every sum is at least 1: no pass for the maximum), and their differences
+from the shift are summed over ``j`` for the joint density (``a[k]``, 0 for the own component),
+whose powers follow in one pass over ``k``. The log weights enter as factors: every component
+but the row's own and the next one (MSS) has the weight ``w_rest``, and those two are scaled by
+``f0 = exp(w_own - w_rest)`` and ``f1 = exp(w_next - w_rest)`` after the pass (MWS: no scaling).
+
+A row whose sums reach ``2**(HI - 27)`` (log densities of other components far above its own,
+beyond float32's range of exp) is redone with the maximum as the shift, so the upper clamp of
+:func:`.fastexp.fexp2` never affects a kept result; the lower one (``2**-126`` in float32
+instead of a smaller power) is negligible next to the own component's 1. A NaN in the batch
+reaches the sums and the terms.
+
+The loops over ``k`` are elementwise, the sums go through :func:`.rowsum.row_sum_inline`, and
+the functions are compiled without reassociation (module notes of :mod:`.tc` and
+:mod:`.rowsum`), with explicit fused multiply-adds. Their array arguments are views of a buffer
+without a reference count (:func:`.tc._borrowed`).
 """
 
 from __future__ import annotations
@@ -20,12 +31,15 @@ import math
 from numba import njit
 
 from ..config import JIT_EXACT, JIT_SERIAL
-from .fastexp import fexp
+from .fastexp import fexp2, fma
 from .rowsum import row_sum_inline as row_sum   # the callers are JIT_EXACT
+from .simd import wide_vectors
 
-__all__ = ["log_weight", "row_sums", "row_eval"]
+__all__ = ["log_weight", "row_sums", "pair_sums", "row_start", "row_finish", "LOG2E"]
 
 LOG_2PI = math.log(2.0 * math.pi)
+LN2 = math.log(2.0)
+LOG2E = 1.0 / LN2
 
 
 @njit(**JIT_SERIAL)
@@ -41,125 +55,201 @@ def log_weight(i, k, B, N, mss):  # pragma: no cover - compiled
     return -math.log(M)
 
 
-@njit(**JIT_SERIAL)
-def _dim_max(j, z, w, MU, CC, HH, B):  # pragma: no cover - compiled
-    """``max_k (w_k + l_k)`` of dimension ``j`` of one evaluation row (the overflow fallback)."""
+@njit(**JIT_EXACT)
+def _big(T):  # pragma: no cover - compiled
+    """The sum at which a row is redone, in ``T``'s dtype: ``2**(HI - 27)`` (float32 ``2**100``,
+    float64 ``2**996``), so no kept term came near the clamp of fexp2."""
+    Ty = T.dtype.type
+    return Ty(2.0 ** 100) if T.itemsize == 4 else Ty(2.0 ** 996)
+
+
+@njit(**JIT_EXACT)
+def log2_density(j, k, zj, MU, C2, H2):  # pragma: no cover - compiled
+    """``y[k,j]``: log2 density of component ``k`` at ``zj`` in dimension ``j`` (the loops below
+    write the same operations, so the own component's difference is exactly 0)."""
+    diff = zj - MU[j, k]
+    return fma(H2[j, k] * diff, diff, C2[j, k])
+
+
+@njit(**JIT_EXACT)
+def _dim_max(j, zj, MU, C2, H2, B):  # pragma: no cover - compiled
+    """``max_k y[k,j]`` of one evaluation row (the shift of a redone row)."""
     mx = -math.inf
     for k in range(B):
-        diff = z - MU[j, k]
-        v = w[k] + CC[j, k] + HH[j, k] * diff * diff
+        v = log2_density(j, k, zj, MU, C2, H2)
         if v > mx:
             mx = v
     return mx
 
 
-@njit(**JIT_SERIAL)
+@njit(**JIT_EXACT)
 def _joint(a, B, ma, T, r):  # pragma: no cover - compiled
-    """``a_k <- exp(a_k - ma)``, also into ``T[r]`` (summed there by the caller)."""
+    """``T[r, k] = 2**(a_k - ma)``."""
+    wide_vectors()
     for k in range(B):
-        e = fexp(a[k] - ma)
-        a[k] = e
-        T[r, k] = e
+        T[r, k] = fexp2(a[k] - ma)
 
 
 @njit(**JIT_EXACT)
-def row_sums(i, z, w, a, s, m, T, MU, CC, HH, B, L):  # pragma: no cover - compiled
-    """Evaluation row ``i`` (``z`` (L,) its z, ``w`` (B,) its log weights, ``m`` (L,) the
-    shifts): the per-dimension exponentials into ``T[:L]`` and their sums into ``s[:L]``, the
-    joint log densities into ``T[L]``, the joint exponentials into ``a`` and ``T[L + 2]`` and
-    their sum into ``s[L]``; returns the joint shift. Shifts are the own component's (every
-    sum >= 1); when a sum overflows, the row is redone with the maximum as the shift."""
-    Ty = T.dtype.type
-    inf = Ty(math.inf)
-    # every weight but k = i, i + 1 is the same (MWS: all are); MSS's two exponentials are
-    # scaled by exp(w_k - w_rest) after the pass (a sum that overflows so is redone as any other)
-    w_rest = w[(i + 2) % B]
-    i1 = (i + 1) % B
-    f0 = Ty(math.exp(float(w[i]) - float(w_rest)))
-    f1 = Ty(math.exp(float(w[i1]) - float(w_rest)))
-    fix = w[i] != w_rest or w[i1] != w_rest
-    for attempt in range(2):
+def _dim_pass(j, i, zj, mj, f0, f1, fix, a, T, MU, C2, H2, B):  # pragma: no cover - compiled
+    """Dimension ``j`` of one row: ``T[j,k] = 2**(y[k,j] - mj)`` (times ``f0, f1``), added to
+    ``a`` (set when ``j = 0``); returns ``sum_k T[j,k]``."""
+    if j == 0:
+        for k in range(B):                       # vectorised over k
+            diff = zj - MU[0, k]
+            y = fma(H2[0, k] * diff, diff, C2[0, k]) - mj
+            a[k] = y
+            T[0, k] = fexp2(y)
+    else:
         for k in range(B):
-            a[k] = w[k]
+            diff = zj - MU[j, k]
+            y = fma(H2[j, k] * diff, diff, C2[j, k]) - mj
+            a[k] += y
+            T[j, k] = fexp2(y)
+    if fix:
+        T[j, i] *= f0
+        T[j, (i + 1) % B] *= f1
+    return row_sum(T, j, B)
+
+
+@njit(**JIT_EXACT)
+def _joint_sum(i, f0, f1, fix, a, T, B, L):  # pragma: no cover - compiled
+    """The joint powers ``T[L, k] = 2**(a_k - ma)`` (times ``f0, f1``) and their sum; ``ma`` is
+    ``a_i`` (0 unless the row was redone) or, when that sum reaches the redo threshold, the
+    maximum. Returns ``(ma, sum)``."""
+    big = _big(T)
+    ma = a[i]
+    for attempt in range(2):
+        _joint(a, B, ma, T, L)
+        if fix:
+            T[L, i] *= f0
+            T[L, (i + 1) % B] *= f1
+        acc = row_sum(T, L, B)
+        if acc < big or attempt == 1:
+            break
+        ma = a[0]                                # redo with the maximum as the shift
+        for k in range(1, B):
+            if a[k] > ma:
+                ma = a[k]
+    return ma, acc
+
+
+@njit(**JIT_EXACT)
+def row_sums(i, z, m, f0, f1, fix, a, s, T, MU, C2, H2, B, L, redo):
+    # pragma: no cover - compiled
+    """Evaluation row ``i`` (``z`` (L,) its z, ``m`` (L,) its own log2 densities in, the shifts
+    used out): the per-dimension powers (times ``f0, f1`` when ``fix``) into ``T[:L]`` and their
+    sums into ``s[:L]``, the joint log2 densities less the shifts into ``a``, their powers into
+    ``T[L]`` and their sum into ``s[L]``; returns the joint shift (0 unless redone). ``redo``:
+    start with the maximum as the shift (the row's sums reached the threshold before)."""
+    wide_vectors()
+    big = _big(T)
+    for attempt in range(1 if redo else 0, 2):
         ok = True
         for j in range(L):
-            if attempt == 1:                     # overflow (or NaN): shift by the maximum
-                m[j] = _dim_max(j, z[j], w, MU, CC, HH, B)
-            zj = z[j]
-            wm = w_rest - m[j]
-            for k in range(B):                   # vectorised over k
-                diff = zj - MU[j, k]
-                lk = CC[j, k] + HH[j, k] * diff * diff
-                a[k] += lk
-                T[j, k] = fexp(lk + wm)
-            if fix:
-                T[j, i] *= f0
-                T[j, i1] *= f1
-            s[j] = row_sum(T, j, B)
-            ok = ok and s[j] < inf
+            if attempt == 1:                     # a sum reached big (or NaN): shift by the max
+                m[j] = _dim_max(j, z[j], MU, C2, H2, B)
+            s[j] = _dim_pass(j, i, z[j], m[j], f0, f1, fix, a, T, MU, C2, H2, B)
+            ok = ok and s[j] < big
         if ok:
             break
-    ma = a[i]
-    # a is overwritten by the exponentials: keep the joint log densities for the fallback
-    for k in range(B):
-        T[L, k] = a[k]
-    _joint(a, B, ma, T, L + 2)
-    acc = row_sum(T, L + 2, B)
-    if not acc < inf:
-        amax = -inf
-        for k in range(B):
-            if T[L, k] > amax:
-                amax = T[L, k]
-            a[k] = T[L, k]
-        ma = amax
-        _joint(a, B, ma, T, L + 2)
-        acc = row_sum(T, L + 2, B)
-    s[L] = acc
+    ma, s[L] = _joint_sum(i, f0, f1, fix, a, T, B, L)
     return ma
 
 
 @njit(**JIT_EXACT)
-def row_eval(i, w_own, w_next, w_rest, cq, rRT, rZ, z, w, a, s, m, T, MU, CC, HH, B, L, tcb):
+def pair_sums(i, f0, f1, fix, z1, m1, a1, s1, T1, z2, m2, a2, s2, T2, MU, C2, H2, B, L):
     # pragma: no cover - compiled
-    """Evaluation row ``i`` of the gathered batch in ``tcb`` (rows ``rZ`` its z, ``rRT`` the
-    terms): its log weights into ``w`` (``w_own`` for ``k = i``, ``w_next`` for ``k = i + 1``
-    cyclically, ``w_rest`` for the others: :func:`log_weight`, the same for every row), its z
-    into ``z``, :func:`row_sums`, its MI, TC and dimension-wise KL terms into ``RT``; leaves
-    ``a = cq P[i, :]`` (``cq`` the weight of mean log q(z), over B) for the gradient pass."""
-    Ty = tcb.dtype.type
+    """:func:`row_sums` of rows ``i`` and ``i + 1`` in one pass over the components (their
+    loads shared, half the loop overhead; the same results bit for bit); a row whose sums
+    reach the threshold is redone alone. Returns the two joint shifts."""
+    wide_vectors()
+    big = _big(T1)
+    i2 = i + 1
+    ok1 = True
+    ok2 = True
     for k in range(B):
-        w[k] = w_rest
-    w[(i + 1) % B] = w_next
-    w[i] = w_own
+        a1[k] = 0.0
+        a2[k] = 0.0
+    for j in range(L):
+        zj1 = z1[j]
+        zj2 = z2[j]
+        mj1 = m1[j]
+        mj2 = m2[j]
+        for k in range(B):                       # vectorised over k
+            mu = MU[j, k]
+            h = H2[j, k]
+            c = C2[j, k]
+            diff1 = zj1 - mu
+            y1 = fma(h * diff1, diff1, c) - mj1
+            a1[k] += y1
+            T1[j, k] = fexp2(y1)
+            diff2 = zj2 - mu
+            y2 = fma(h * diff2, diff2, c) - mj2
+            a2[k] += y2
+            T2[j, k] = fexp2(y2)
+        if fix:
+            T1[j, i] *= f0
+            T1[j, i2 % B] *= f1
+            T2[j, i2] *= f0
+            T2[j, (i2 + 1) % B] *= f1
+        s1[j] = row_sum(T1, j, B)
+        s2[j] = row_sum(T2, j, B)
+        ok1 = ok1 and s1[j] < big
+        ok2 = ok2 and s2[j] < big
+    if ok1:
+        ma1, s1[L] = _joint_sum(i, f0, f1, fix, a1, T1, B, L)
+    else:
+        ma1 = row_sums(i, z1, m1, f0, f1, fix, a1, s1, T1, MU, C2, H2, B, L, True)
+    if ok2:
+        ma2, s2[L] = _joint_sum(i2, f0, f1, fix, a2, T2, B, L)
+    else:
+        ma2 = row_sums(i2, z2, m2, f0, f1, fix, a2, s2, T2, MU, C2, H2, B, L, True)
+    return ma1, ma2
+
+
+@njit(**JIT_EXACT)
+def row_start(i, rZ, z, m, MU, C2, H2, L, tcb):  # pragma: no cover - compiled
+    """Evaluation row ``i``: its z into ``z``, its own log2 densities into ``m`` (the shifts);
+    returns ``(log2 q(z_i|x_i), log p(z_i))``."""
     condx = 0.0
     pz = 0.0
     for j in range(L):
         zj = tcb[rZ + j, i]
         z[j] = zj
-        diff = zj - MU[j, i]
-        li = CC[j, i] + HH[j, i] * diff * diff
-        m[j] = w[i] + li                         # the own component's shift
-        condx += li
+        o = log2_density(j, i, zj, MU, C2, H2)
+        m[j] = o
+        condx += float(o)
         pz -= 0.5 * (LOG_2PI + float(zj) * float(zj))
-    ma = row_sums(i, z, w, a, s, m, T, MU, CC, HH, B, L)
+    return condx, pz
+
+
+@njit(**JIT_EXACT)
+def row_finish(i, condx, pz, ma, w_rest, cq, rRT, a, s, m, T, B, L, tcb):
+    # pragma: no cover - compiled
+    """After the sums of row ``i`` (joint shift ``ma``): its MI, TC and dimension-wise KL terms
+    into ``RT`` (``w_rest`` the log weight of the components not scaled), and ``a = cq P[i, :]``
+    (``cq`` the weight of mean log q(z), over B) for the gradient pass."""
+    Ty = tcb.dtype.type
     acc = float(s[L])
-    qz = float(ma) + math.log(acc)
-    pk = Ty(cq / acc)
-    for k in range(B):
-        a[k] *= pk                               # cq P[i, k] / B
-    # sum_j (m_j + log s_j) as sum_j m_j + log prod_j s_j: one logarithm instead of L (every
-    # s_j >= 1, so the product only overflows, and then the logarithms are taken one by one)
+    # sum_j (m_j + log2 s_j) as sum_j m_j + log2 prod_j s_j: one logarithm instead of L (every
+    # s_j >= min(1, f0), so the product underflows only for an absurd dataset size and
+    # overflows rarely; then the logarithms are taken one by one)
     msum = 0.0
     sprod = 1.0
     for j in range(L):
         msum += float(m[j])
         sprod *= float(s[j])
-    if sprod < math.inf:
-        prod = msum + math.log(sprod)
+    qz = w_rest + LN2 * (msum + float(ma)) + math.log(acc)
+    if 0.0 < sprod < math.inf:
+        prod = L * w_rest + LN2 * msum + math.log(sprod)
     else:
-        prod = 0.0
+        prod = L * w_rest + LN2 * msum
         for j in range(L):
-            prod += float(m[j]) + math.log(float(s[j]))
-    tcb[rRT, i] = Ty(condx - qz)
+            prod += math.log(float(s[j]))
+    pk = Ty(cq / acc)
+    for k in range(B):
+        a[k] = pk * T[L, k]                      # cq P[i, k] / B
+    tcb[rRT, i] = Ty(LN2 * condx - qz)
     tcb[rRT + 1, i] = Ty(qz - prod)
     tcb[rRT + 2, i] = Ty(prod - pz)

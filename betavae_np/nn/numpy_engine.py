@@ -13,7 +13,7 @@ import numpy as np
 from .._kernels.dense import act_backward_bias, bias_act, col_sum
 from .._kernels.loss import GAUSSIAN_LEARNED, KIND, RECON, TCVAE, kl_block, recon_block, sigma_weights
 from .._kernels.step import loss_grad, n_chunks_for, sigma_grad
-from .._kernels.tc import tc_forward, tc_gather
+from .._kernels.tc import tc_forward, tc_gather, tc_grad
 from .._kernels.vae import heads_backward, heads_sample
 from .workspace import Workspace
 
@@ -109,6 +109,8 @@ def backward(model, ws: Workspace, beta: float, glayers: list, dX: np.ndarray | 
     p = ws.last_plan
     G = ws.G[:p.B]
     c_kl = loss_grad(ws.lc, ws.lw, float(beta), p.B, n_chunks_for(p.B), ws.tcb, G)
+    if ws.lc[KIND] == TCVAE:                 # the estimator's gradient for that beta into G
+        tc_grad(ws.lw, p.B, model._n_latent, n_chunks_for(p.B), ws.tcb, G)
     sigma_grad(ws.lc, ws.gls, grads)
     X = ws.last_X
     act = model._act

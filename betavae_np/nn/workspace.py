@@ -26,6 +26,16 @@ from .params import Layout
 __all__ = ["Workspace", "Plan"]
 
 
+def aligned_zeros(shape, dtype, align: int = 64) -> np.ndarray:
+    """``np.zeros(shape, dtype)`` whose data start on an ``align``-byte boundary (NumPy only
+    promises 16)."""
+    dtype = np.dtype(dtype)
+    n = math.prod(shape)
+    raw = np.zeros(n * dtype.itemsize + align, np.uint8)
+    skip = -raw.ctypes.data % align
+    return raw[skip:skip + n * dtype.itemsize].view(dtype).reshape(shape)
+
+
 class Plan:
     """The views of a workspace for one batch size ``B`` (all row-sliced to ``B``).
 
@@ -146,8 +156,11 @@ class Workspace:
         tc = isinstance(loss, losses.TCVAE)
         self.sw = np.zeros(n if loss.learn_sigma else 0, np.float64)       # exp(-2 log sigma)
         self.gls = np.zeros(n if loss.learn_sigma else 0, np.float64)      # d/dlog sigma
-        # TC-VAE scratch in the model dtype (tc_shape: 153 KiB at batch 256, 8 latents, float32)
-        self.tcb = np.zeros(tc_shape(capacity, L, n_chunks_for(capacity)) if tc else (0, 0), dtype)
+        # TC-VAE scratch in the model dtype (tc_shape: 147 KiB at batch 256, 8 latents, float32),
+        # on a 64-byte boundary with rows a multiple of 64 bytes: the stage's 512-bit loads then
+        # never straddle two cache lines (a misaligned buffer made it ~20% slower)
+        self.tcb = aligned_zeros(tc_shape(capacity, L, n_chunks_for(capacity)) if tc else (0, 0),
+                                 dtype)
         self.G = np.zeros((capacity if tc else 0, 3 * L), dtype)          # dloss/d[z|mu|logvar]
         self.terms = np.zeros(8, np.float64)       # recon, kl, mi, tc, kl_dim of the last batch
 
