@@ -526,8 +526,8 @@ def ref_row_sum(x, lanes, chains=4):
     full groups of ``lanes`` terms go in turn to ``chains`` accumulators (group ``q`` to
     accumulator ``q mod chains``), lane ``v`` of an accumulator adding its groups' ``v``-th
     terms in order; accumulators combine lane-wise as ``(0 + 1) + (2 + 3)``, the lanes are
-    added pairwise (0+1, 2+3, ..., then those sums pairwise), then the tail one by one, all in
-    the dtype of ``x``."""
+    halved (lane i plus lane i + w/2 of the w left, down to one), then the tail one by one, all
+    in the dtype of ``x``."""
     t = x.dtype.type
     n = x.shape[0]
     full = n // lanes * lanes
@@ -537,7 +537,8 @@ def ref_row_sum(x, lanes, chains=4):
         acc[q % chains][v] = t(acc[q % chains][v] + x[k])
     lane = [t(t(acc[0][v] + acc[1][v]) + t(acc[2][v] + acc[3][v])) for v in range(lanes)]
     while len(lane) > 1:
-        lane = [t(lane[i] + lane[i + 1]) for i in range(0, len(lane), 2)]
+        w = len(lane) // 2
+        lane = [t(lane[i] + lane[i + w]) for i in range(w)]
     s = lane[0]
     for k in range(full, n):
         s = t(s + x[k])

@@ -5,11 +5,13 @@ its cost model picks, and a kernel inlined into two callers can be vectorised tw
 sum then has different bits in the two places (a kernel loaded from the on-disk cache and the
 same kernel freshly compiled were seen to differ this way). Without reassociation the sum stays
 scalar (about 5x slower at 256 terms). :func:`row_sum` writes the vector code itself: the
-full vectors of ``W`` terms (8 float32, 4 float64) go in turn to ``CHAINS = 4`` accumulators
-(vector ``v`` to accumulator ``v mod 4``, so four adds are in flight instead of each waiting on
-the last), each lane adding its terms in ``k`` order; the accumulators are combined lane-wise as
-``(0 + 1) + (2 + 3)``, the lanes are added as a pairwise tree, then the tail
-``k >= W floor(n / W)`` one by one. The
+full vectors of ``W`` terms (16 float32, 8 float64: one 512-bit register, two 256-bit ones
+where that is the widest) go in turn to ``CHAINS = 4`` accumulators (vector ``v`` to
+accumulator ``v mod 4``, so four adds are in flight instead of each waiting on the last), each
+lane adding its terms in ``k`` order; the accumulators are combined lane-wise as
+``(0 + 1) + (2 + 3)``, then halved: lanes ``i`` and ``i + W/2`` are added (``i < W/2``), and so
+on down to one lane, and the tail ``k >= W floor(n / W)`` is added one by one. The order is
+the same on every machine (a vector wider than the registers is split lane for lane). The
 instructions carry no fast-math flags (they live in a ``JIT_EXACT`` kernel: an intrinsic inlined
 into a fast-math caller would take the caller's flags), so every compilation gives the same bits.
 """
@@ -32,8 +34,8 @@ CHAINS = 4
 
 
 def lanes_for(dtype) -> int:
-    """SIMD lanes :func:`row_sum` uses for ``dtype``: 8 for float32, 4 for float64."""
-    return 8 if np.dtype(dtype) == np.float32 else 4
+    """SIMD lanes :func:`row_sum` uses for ``dtype``: 16 for float32, 8 for float64."""
+    return 16 if np.dtype(dtype) == np.float32 else 8
 
 
 def row_sum(X, r, n):
@@ -45,9 +47,10 @@ def row_sum(X, r, n):
     accs = [np.zeros(W, X.dtype) for _ in range(CHAINS)]
     for v in range(nv):                     # vector v into accumulator v mod CHAINS, in v order
         accs[v % CHAINS] = accs[v % CHAINS] + x[v * W:(v + 1) * W]
-    lanes = list((accs[0] + accs[1]) + (accs[2] + accs[3]))
-    while len(lanes) > 1:
-        lanes = [X.dtype.type(lanes[i] + lanes[i + 1]) for i in range(0, len(lanes), 2)]
+    lanes = (accs[0] + accs[1]) + (accs[2] + accs[3])
+    while lanes.shape[0] > 1:                # halve: lane i + lane i + w
+        w = lanes.shape[0] // 2
+        lanes = lanes[:w] + lanes[w:]
     s = lanes[0]
     for k in range(nv * W, n):
         s = X.dtype.type(s + x[k])
@@ -61,7 +64,7 @@ def _row_sum(typingctx, X, r, n):
             and isinstance(r, types.Integer) and isinstance(n, types.Integer)):
         return None
     dt = X.dtype
-    W = 8 if dt == types.float32 else 4
+    W = 16 if dt == types.float32 else 8
 
     def codegen(context, builder, sig, args):
         ary = context.make_array(sig.args[0])(context, builder, args[0])
@@ -92,10 +95,15 @@ def _row_sum(typingctx, X, r, n):
                 add_vector(q, accs[u])
         av = [builder.load(a_) for a_ in accs]
         a = builder.fadd(builder.fadd(av[0], av[1]), builder.fadd(av[2], av[3]))
-        lanes = [builder.extract_element(a, ir.Constant(ir.IntType(32), i)) for i in range(W)]
-        while len(lanes) > 1:
-            lanes = [builder.fadd(lanes[i], lanes[i + 1]) for i in range(0, len(lanes), 2)]
-        tot = cgutils.alloca_once_value(builder, lanes[0])
+        i32 = ir.IntType(32)
+        w = W
+        while w > 1:                         # halve: lane i + lane i + w / 2
+            w //= 2
+            lo = builder.shuffle_vector(a, a, ir.Constant(ir.VectorType(i32, w), list(range(w))))
+            hi = builder.shuffle_vector(a, a, ir.Constant(ir.VectorType(i32, w),
+                                                          list(range(w, 2 * w))))
+            a = builder.fadd(lo, hi)
+        tot = cgutils.alloca_once_value(builder, builder.extract_element(a, ir.Constant(i32, 0)))
         start = builder.mul(nvec, ir.Constant(intp, W))
         with cgutils.for_range(builder, n_, start=start, intp=intp) as loop:
             x = builder.load(builder.gep(row, [loop.index]))
