@@ -46,7 +46,8 @@ from numba.extending import intrinsic, overload
 
 from ..config import JIT_EXACT
 
-__all__ = ["fexp", "exp32", "exp64", "fexp2", "exp2_32", "exp2_64", "EXP2_LO", "EXP2_HI", "fma"]
+__all__ = ["fexp", "exp32", "exp64", "fexp2", "exp2_32", "exp2_64", "EXP2_LO", "EXP2_HI", "fma", "exp2_shifted",
+           "SHIFT32", "SHIFT64"]
 
 _SHIFT64 = 6755399441055744.0            # 1.5 * 2**52
 _LN2_HI64 = 6.93147180369123816490e-01   # ln 2 in two parts (fdlibm)
@@ -203,6 +204,66 @@ def exp2_64(x):  # pragma: no cover - compiled
     p = _fma(p, f, 1.0)
     e = p * _pow2_of_shifted(kf)
     return 0.0 if x < -1000.0 else e
+
+
+#: The round-to-nearest shifters (``1.5 * 2**m``, m the mantissa width) for :func:`exp2_shifted`.
+SHIFT32 = _SHIFT32
+SHIFT64 = _SHIFT64
+
+
+@njit(**JIT_EXACT)
+def _exp2_shifted32(y, K, ylo):  # pragma: no cover - compiled
+    kf = y + K                                       # SHIFT32 + round(y - m)
+    f = y - (kf - K)                                 # y - m - round(y - m), exact
+    c = _EXP2_32
+    p = _fma(c[4], f, c[3])
+    p = _fma(p, f, c[2])
+    p = _fma(p, f, c[1])
+    p = _fma(p, f, c[0])
+    p = _fma(p, f, _f32(1.0))
+    e = p * _pow2_of_shifted(kf)
+    return _f32(0.0) if y < ylo else e               # NaN passes through
+
+
+@njit(**JIT_EXACT)
+def _exp2_shifted64(y, K, ylo):  # pragma: no cover - compiled
+    kf = y + K
+    f = y - (kf - K)
+    c = _EXP2_64
+    p = _fma(c[12], f, c[11])
+    p = _fma(p, f, c[10])
+    p = _fma(p, f, c[9])
+    p = _fma(p, f, c[8])
+    p = _fma(p, f, c[7])
+    p = _fma(p, f, c[6])
+    p = _fma(p, f, c[5])
+    p = _fma(p, f, c[4])
+    p = _fma(p, f, c[3])
+    p = _fma(p, f, c[2])
+    p = _fma(p, f, c[1])
+    p = _fma(p, f, c[0])
+    p = _fma(p, f, 1.0)
+    e = p * _pow2_of_shifted(kf)
+    return 0.0 if y < ylo else e
+
+
+def exp2_shifted(y, K, ylo):
+    """``2**(y - m)`` for an integer shift ``m`` given as ``K = SHIFT - m`` (exact), 0 where
+    ``y < ylo``; NaN stays NaN. The caller keeps ``y - m`` at most the largest normal exponent
+    (127 in float32, 1023 in float64) and sets ``ylo >= m - 126`` (``m - 1022``) so no result
+    is subnormal. One addition rounds ``y - m`` (the shifter absorbs ``m``), and the reduction
+    is exact: the subtraction and the clamp of :func:`fexp2` are not needed. Compiled code
+    only (float32 or float64)."""
+    raise NotImplementedError("exp2_shifted is for compiled kernels")
+
+
+@overload(exp2_shifted)
+def _exp2_shifted_typed(y, K, ylo):
+    if y == types.float32:
+        return lambda y, K, ylo: _exp2_shifted32(y, K, ylo)
+    if y == types.float64:
+        return lambda y, K, ylo: _exp2_shifted64(y, K, ylo)
+    return None
 
 
 def fexp2(x):

@@ -105,31 +105,32 @@ def _borrowed(typingctx, a):
 def tc_shape(B: int, L: int, nb: int) -> tuple[int, int]:
     """Shape of the buffer ``tcb`` for batches of up to ``B`` rows in ``nb`` blocks.
 
-    ``(7 L + 3 + nb (4 L + 12), max(B, L + 2))``, the row length rounded up to a multiple of 16
+    ``(7 L + 3 + nb (4 L + 13), max(B, L + 2))``, the row length rounded up to a multiple of 16
     (64 bytes in float32, so rows of a 64-byte aligned buffer stay aligned): for B = 256, L = 8
-    and two blocks, 147 x 256 values (147 KiB in float32).
+    and two blocks, 149 x 256 values (149 KiB in float32).
     """
-    return 7 * L + 3 + nb * (4 * L + 12), -(-max(B, L + 2) // 16) * 16
+    return 7 * L + 3 + nb * (4 * L + 13), -(-max(B, L + 2) // 16) * 16
 
 
 @njit(**JIT_SERIAL)
 def _rows(L):  # pragma: no cover - compiled
-    """First rows of MU, LV, IV, C2, H2, Z, GZ, RT and of block 0."""
+    """First rows of MU, LV, IV, C2, G, Z, GZ, RT and of block 0."""
     return 0, L, 2 * L, 3 * L, 4 * L, 5 * L, 6 * L, 7 * L, 7 * L + 3
 
 
 @njit(**JIT_SERIAL)
 def _block_rows(c, L):  # pragma: no cover - compiled
     """First rows of block ``c``'s T1, T2 (L + 2 rows each), GM, GV and its rows a1 (a2
-    follows), s1 (s2 follows), m1 (z1, m2, z2 follow)."""
-    o = 7 * L + 3 + c * (4 * L + 12)
-    return o, o + 2 * L + 4, o + 3 * L + 4, o + 4 * L + 4, o + 4 * L + 6, o + 4 * L + 8
+    follows), s1 (s2 follows), m1 (z1, m2, z2 follow), cx."""
+    o = 7 * L + 3 + c * (4 * L + 13)
+    return (o, o + 2 * L + 4, o + 3 * L + 4, o + 4 * L + 4, o + 4 * L + 6, o + 4 * L + 8,
+            o + 4 * L + 12)
 
 
 @njit(**JIT_SERIAL)
 def tc_gather(tcb, B, L, lo, H, Z):  # pragma: no cover - compiled
     """Copy a row block's ``[mu | logvar]`` (b, 2L) and ``z`` (b, L) to columns ``lo..`` of tcb."""
-    rMU, rLV, _rIV, _rC2, _rH2, rZ, _rGZ, _rRT, _b = _rows(L)
+    rMU, rLV, _rIV, _rC2, _rG, rZ, _rGZ, _rRT, _b = _rows(L)
     for r in range(H.shape[0]):
         i = lo + r
         for j in range(L):
@@ -149,17 +150,18 @@ def _zero_block(c, B, L, tcb):  # pragma: no cover - compiled
 
 @njit(**JIT_EXACT)
 def tc_prepare_cols(lo, hi, L, tcb):  # pragma: no cover - compiled
-    """The per-component constants ``IV, C2, H2`` (computed in float64) of gathered columns
-    ``lo:hi``."""
-    _rMU, rLV, rIV, rC2, rH2, _rZ, _rGZ, _rRT, _b = _rows(L)
+    """The per-component constants ``IV, C2, G`` (computed in float64) of gathered columns
+    ``lo:hi`` (:mod:`.tc_row` notes)."""
+    _rMU, rLV, rIV, rC2, rG, _rZ, _rGZ, _rRT, _b = _rows(L)
     T = tcb.dtype.type
     for j in range(L):
         for k in range(lo, hi):
             lv = float(tcb[rLV + j, k])
             iv = fexp(-lv)
+            g = T(math.sqrt(0.5 * LOG2E * iv))
             tcb[rIV + j, k] = T(iv)
             tcb[rC2 + j, k] = T(-0.5 * LOG2E * (LOG_2PI + lv))
-            tcb[rH2 + j, k] = T(-0.5 * LOG2E * iv)
+            tcb[rG + j, k] = g
 
 
 @njit(**JIT_EXACT)
@@ -181,8 +183,8 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     mss = lc[ESTIMATOR] == MSS
     tcb = _borrowed(tcb)                         # no reference counting per row (views, calls)
     _zero_block(c, B, L, tcb)                    # on the block's own thread (its cache)
-    rMU, _rLV, rIV, rC2, rH2, rZ, rGZ, rRT, _b = _rows(L)
-    rT, rGM, rGV, ra, rs, rm = _block_rows(c, L)
+    rMU, _rLV, rIV, rC2, rG, rZ, rGZ, rRT, _b = _rows(L)
+    rT, rGM, rGV, ra, rs, rm, rcx = _block_rows(c, L)
     Ty = tcb.dtype.type
     inv_b = 1.0 / B
     cq = inv_b * (lw[TC_BETA] - lw[ALPHA])       # weight of mean log q(z), over B
@@ -193,7 +195,13 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     MU = tcb[rMU:rMU + L]
     IV = tcb[rIV:rIV + L]
     C2 = tcb[rC2:rC2 + L]
-    H2 = tcb[rH2:rH2 + L]
+    G = tcb[rG:rG + L]
+    cx = tcb[rcx]                                # max_k C2[j, k] (tc_row notes)
+    for j in range(L):
+        mx = C2[j, 0]
+        for k in range(1, B):
+            mx = max(mx, C2[j, k])
+        cx[j] = mx
     T1 = tcb[rT:rT + L + 2]                      # row L: joint powers, L + 1: gradient scratch
     T2 = tcb[rT + L + 2:rT + 2 * L + 4]
     GM = tcb[rGM:rGM + L]
@@ -214,11 +222,11 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     f1 = Ty(math.exp(w_next - w_rest))
     fix = w_own != w_rest or w_next != w_rest
     for i in range(lo, hi, 2):
-        cx1, pz1 = row_start(i, rZ, z1, m1, MU, C2, H2, L, tcb)
+        cx1, pz1 = row_start(i, rZ, z1, m1, G, MU, C2, L, tcb)
         if i + 1 < hi:
-            cx2, pz2 = row_start(i + 1, rZ, z2, m2, MU, C2, H2, L, tcb)
-            ma1, ma2 = pair_sums(i, f0, f1, fix, z1, m1, a1, s1, T1, z2, m2, a2, s2, T2, MU, C2,
-                                 H2, B, L)
+            cx2, pz2 = row_start(i + 1, rZ, z2, m2, G, MU, C2, L, tcb)
+            ma1, ma2 = pair_sums(i, f0, f1, fix, cx, z1, m1, a1, s1, T1, z2, m2, a2, s2, T2, G,
+                                 MU, C2, B, L)
             row_finish(i, cx1, pz1, ma1, w_rest, cq, rRT, a1, s1, m1, T1, B, L, tcb)
             row_finish(i + 1, cx2, pz2, ma2, w_rest, cq, rRT, a2, s2, m2, T2, B, L, tcb)
             for j in range(L):
@@ -245,7 +253,7 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
                 tcb[rGZ + j, i] = -row_sum(T1, L + 1, B)
                 tcb[rGZ + j, i + 1] = -row_sum(T2, L + 1, B)
         else:                                    # the block's last row, alone
-            ma1 = row_sums(i, z1, m1, f0, f1, fix, a1, s1, T1, MU, C2, H2, B, L, False)
+            ma1 = row_sums(i, z1, m1, cx, f0, f1, fix, a1, s1, T1, G, MU, C2, B, L, False)
             row_finish(i, cx1, pz1, ma1, w_rest, cq, rRT, a1, s1, m1, T1, B, L, tcb)
             for j in range(L):
                 zj1 = z1[j]
@@ -311,7 +319,7 @@ def tc_grad_rows(lw, B, L, nb, tcb, G, lo, hi):  # pragma: no cover - compiled
     """Rows ``lo:hi`` of :func:`tc_grad` (the step's backward chunks each make their own)."""
     alpha = lw[ALPHA]
     gamma = lw[GAMMA]
-    rMU, _rLV, rIV, _rC2, _rH2, rZ, rGZ, _rRT, _b = _rows(L)
+    rMU, _rLV, rIV, _rC2, _rG, rZ, rGZ, _rRT, _b = _rows(L)
     inv_b = 1.0 / B
     T = G.dtype.type
     for j in range(L):                           # rows of tcb are contiguous in i
@@ -321,7 +329,7 @@ def tc_grad_rows(lw, B, L, nb, tcb, G, lo, hi):  # pragma: no cover - compiled
         GZj = tcb[rGZ + j]
         rGM0 = _block_rows(0, L)[1] + j
         rGV0 = _block_rows(0, L)[2] + j
-        step = 4 * L + 12                        # rows from one block's GM to the next one's
+        step = 4 * L + 13                        # rows from one block's GM to the next one's
         for i in range(lo, hi):
             z = float(Zj[i])
             diff = z - float(MUj[i])
