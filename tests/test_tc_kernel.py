@@ -11,8 +11,10 @@ from numba import njit
 
 from betavae_np import losses
 from betavae_np._kernels import tc
-from betavae_np._kernels.fastexp import fexp
+from betavae_np._kernels.fastexp import (EXP2_HI, EXP2_LO, SHIFT32, SHIFT64, exp2_shifted, fexp,
+                                         fexp2)
 from betavae_np._kernels.rowsum import lanes_for, row_sum
+from betavae_np._kernels.simd import wide_vectors
 from betavae_np.config import JIT_SERIAL
 
 ULP = {np.float32: 2.0 ** -23, np.float64: 2.0 ** -52}
@@ -22,6 +24,31 @@ ULP = {np.float32: 2.0 ** -23, np.float64: 2.0 ** -52}
 def _exp_all(x, out):  # a vectorised loop, as the kernels use fexp
     for i in range(x.shape[0]):
         out[i] = fexp(x[i])
+
+
+@njit(**JIT_SERIAL)
+def _exp2_all(x, out):
+    for i in range(x.shape[0]):
+        out[i] = fexp2(x[i])
+
+
+@njit(**JIT_SERIAL)
+def _exp2_shifted_all(y, m, K, out):
+    for i in range(y.shape[0]):
+        out[i] = exp2_shifted(y[i], K[i], m[i] - 100.0)
+
+
+@njit(**JIT_SERIAL)
+def _exp_narrow(x, out):
+    for i in range(x.shape[0]):
+        out[i] = fexp2(x[i]) * fexp(x[i])
+
+
+@njit(**JIT_SERIAL)
+def _exp_wide(x, out):
+    wide_vectors()
+    for i in range(x.shape[0]):
+        out[i] = fexp2(x[i]) * fexp(x[i])
 
 
 @njit(**JIT_SERIAL)
@@ -46,6 +73,57 @@ def test_fexp_matches_numpy_exp_across_its_range(dtype, lo, hi):
     _exp_all(special, out)
     np.testing.assert_array_equal(out[:3], 0.0)
     assert np.isposinf(out[3:6]).all() and np.isnan(out[6])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fexp2_matches_numpy_exp2_across_its_range(dtype):
+    lo, hi = EXP2_LO[np.dtype(dtype)], EXP2_HI[np.dtype(dtype)]
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(lo, hi, 200_001), rng.uniform(-4, 4, 50_000),
+                        [0.0, -0.0, 0.5, -0.5, 1e-30, -1e-30]]).astype(dtype)
+    out = np.empty_like(x)
+    _exp2_all(x, out)
+    ref = np.exp2(x.astype(np.longdouble))
+    rel = np.abs(out.astype(np.longdouble) - ref) / ref
+    assert rel.max() <= 2 * ULP[dtype], f"max error {float(rel.max()) / ULP[dtype]:.2f} ulp"
+    assert out[np.flatnonzero(x == 0.0)].tolist() == [1.0, 1.0]       # p(0) = 1 exactly
+    special = np.array([lo - 0.5, -1e4, -np.inf, hi + 0.5, 1e4, np.inf, np.nan], dtype)
+    out = np.empty_like(special)
+    _exp2_all(special, out)
+    np.testing.assert_array_equal(out[:3], 0.0)                       # 0 below LO
+    np.testing.assert_array_equal(out[3:6], dtype(2.0) ** dtype(hi))  # 2**HI above HI
+    assert np.isnan(out[6])
+    assert fexp2(dtype(3.0)) == 8.0 and fexp2(dtype(lo - 1)) == 0.0   # the Python twin
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp2_shifted_is_the_power_of_the_exact_difference(dtype):
+    """``2**(y - m)`` for integer shifts ``m`` passed as ``K = SHIFT - m``: the rounding of
+    ``y - m`` to an integer and the reduction are exact, so the result is within 2 ulp of the
+    power of the difference taken in extended precision; 0 below ``m - 100``, NaN kept."""
+    rng = np.random.default_rng(3)
+    n = 100_000
+    m = rng.integers(-60, 60, n).astype(dtype)
+    y = (m + rng.uniform(-99.9, 99.9, n)).astype(dtype)
+    K = ((SHIFT32 if dtype == np.float32 else SHIFT64) - m).astype(dtype)
+    out = np.empty(n, dtype)
+    _exp2_shifted_all(y, m, K, out)
+    ref = np.exp2(y.astype(np.longdouble) - m.astype(np.longdouble))
+    rel = np.abs(out.astype(np.longdouble) - ref) / ref
+    assert rel.max() <= 2 * ULP[dtype], f"max error {float(rel.max()) / ULP[dtype]:.2f} ulp"
+    y2 = np.array([m[0] - 100.5, m[0] - 1e4, np.nan], dtype)
+    out2 = np.empty(3, dtype)
+    _exp2_shifted_all(y2, m[:1].repeat(3), K[:1].repeat(3), out2)
+    assert out2[0] == 0.0 and out2[1] == 0.0 and np.isnan(out2[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_vectors_changes_the_vector_width_not_the_bits(dtype):
+    x = np.random.default_rng(4).uniform(-80, 80, 4099).astype(dtype)   # a ragged tail too
+    narrow, wide = np.empty_like(x), np.empty_like(x)
+    _exp_narrow(x, narrow)
+    _exp_wide(x, wide)
+    np.testing.assert_array_equal(wide, narrow)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

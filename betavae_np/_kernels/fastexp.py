@@ -4,7 +4,8 @@ float32 or float64.
 Numba lowers ``math.exp`` to a libm call per element, which no loop around it can vectorise
 (short of Intel's SVML). :func:`fexp` is written with operations that vectorise (multiply-add,
 compare-select and an integer shift into the exponent bits), so a loop over ``exp`` in a
-``@njit`` kernel runs 4 (float64) or 8 (float32) lanes at a time on AVX2.
+``@njit`` kernel runs 4 (float64) or 8 (float32) lanes at a time on AVX2, twice that with
+AVX-512 (:mod:`.simd`).
 
 Notes
 -----
@@ -20,15 +21,17 @@ and ``x > 709.4`` (float64) / ``x > 88.3`` (float32) gives ``inf`` (the last hal
 the overflow threshold is given up); NaN stays NaN. Within the range the result is within 3 ulp
 of ``np.exp`` (``tests/test_tc_kernel.py``).
 
-:func:`fexp2` is ``2**x`` on the clamped argument ``min(max(x, LO), HI)`` with ``LO, HI`` the
-smallest and largest normal exponents (-126, 127 in float32; -1022, 1023 in float64): no
-overflow and no subnormal result, so it needs no selects, only the clamp. Its reduction is
-exact (``f = x - n``, ``|f| <= 1/2``) and ``2**f`` is a polynomial with ``p(0) = 1`` exactly:
-degree 6 in float32 (coefficients fitted for the least maximum relative error, 2e-9), the
-Taylor series of ``exp(f ln 2)`` to degree 13 in float64. Within 2 ulp of ``np.exp2`` inside
-the clamp (tested). The callers (the TC-VAE rows) use it where a result below ``2**LO`` is
-negligible next to a term of 1 and a sum that reaches ``2**(HI - 27)`` is redone (so the
-upper clamp is never in effect for a result they keep). NaN stays NaN.
+:func:`fexp2` is ``2**x`` for ``LO <= x <= HI`` (``LO, HI`` = -100, 127 in float32; -1000, 1023
+in float64), 0 below ``LO`` and ``2**HI`` above it (NaN stays NaN). ``LO`` lies well above the
+subnormal range: a product of a result with a factor down to ``2**-20`` stays normal (subnormal
+arithmetic costs a microcode assist per instruction). The reduction is exact (``f = x - n``,
+``|f| <= 1/2``) and ``2**f`` is a polynomial with ``p(0) = 1`` exactly: degree 5 in float32
+(coefficients fitted for the least maximum relative error, 9e-8), the Taylor series of
+``exp(f ln 2)`` to degree 13 in float64; within 2 ulp of ``np.exp2`` in ``[LO, HI]`` (tested).
+:func:`exp2_shifted` is the same power for ``y - m`` with an integer ``m`` folded into the
+shifter (``kf = y + (1.5 * 2**m_bits - m)``, exact): one addition rounds and one subtraction
+reduces, with no clamp (the caller bounds ``y - m``). The TC-VAE rows use them where a power
+below ``2**LO`` is negligible next to the own component's (about 1).
 
 The kernels are compiled without fast-math (``JIT_EXACT``): reassociation would undo the shifter
 and merge the two parts of ``ln 2``; the fused multiply-adds are explicit instead. Their instructions keep these semantics when LLVM inlines
@@ -46,8 +49,8 @@ from numba.extending import intrinsic, overload
 
 from ..config import JIT_EXACT
 
-__all__ = ["fexp", "exp32", "exp64", "fexp2", "exp2_32", "exp2_64", "EXP2_LO", "EXP2_HI", "fma", "exp2_shifted",
-           "SHIFT32", "SHIFT64"]
+__all__ = ["fexp", "exp32", "exp64", "fexp2", "exp2_32", "exp2_64", "EXP2_LO", "EXP2_HI", "fma",
+           "exp2_shifted", "SHIFT32", "SHIFT64"]
 
 _SHIFT64 = 6755399441055744.0            # 1.5 * 2**52
 _LN2_HI64 = 6.93147180369123816490e-01   # ln 2 in two parts (fdlibm)
@@ -159,14 +162,14 @@ _EXP2_64 = (                                   # (ln 2)**k / k!, k = 1..13
     0.0013333558146428443, 0.0001540353039338161, 1.5252733804059841e-05,
     1.321548679014431e-06, 1.01780860092397e-07, 7.054911620801123e-09,
     4.4455382718708116e-10, 2.5678435993488206e-11, 1.3691488853904128e-12)
-#: The clamp of :func:`fexp2`'s argument, per dtype: the normal exponents.
-EXP2_LO = {np.dtype(np.float32): -126.0, np.dtype(np.float64): -1022.0}
+#: The range of :func:`fexp2`'s argument, per dtype: 0 below LO, 2**HI above HI.
+EXP2_LO = {np.dtype(np.float32): -100.0, np.dtype(np.float64): -1000.0}
 EXP2_HI = {np.dtype(np.float32): 127.0, np.dtype(np.float64): 1023.0}
 
 
 @njit(**JIT_EXACT)
 def exp2_32(x):  # pragma: no cover - compiled
-    """``2**min(max(x, -126), 127)`` of a float32, in float32 (module notes)."""
+    """``2**x`` of a float32 in float32: 0 below -100, ``2**127`` above 127 (module notes)."""
     xc = _f32(-100.0) if x < _f32(-100.0) else x      # written so that NaN passes through
     xc = _f32(127.0) if xc > _f32(127.0) else xc
     kf = xc + _SHIFT32                               # n = round(xc) in the low mantissa bits
@@ -183,7 +186,7 @@ def exp2_32(x):  # pragma: no cover - compiled
 
 @njit(**JIT_EXACT)
 def exp2_64(x):  # pragma: no cover - compiled
-    """``2**min(max(x, -1022), 1023)`` of a float64 (module notes)."""
+    """``2**x`` of a float64: 0 below -1000, ``2**1023`` above 1023 (module notes)."""
     xc = -1000.0 if x < -1000.0 else x
     xc = 1023.0 if xc > 1023.0 else xc
     kf = xc + _SHIFT64
@@ -267,10 +270,11 @@ def _exp2_shifted_typed(y, K, ylo):
 
 
 def fexp2(x):
-    """``2**x`` on the clamped argument (module notes) in ``x``'s own precision: :func:`exp2_32`
-    or :func:`exp2_64` in compiled code; called from Python, the same through NumPy."""
-    lo, hi = (-126.0, 127.0) if isinstance(x, np.float32) else (-1022.0, 1023.0)
-    return np.exp2(np.clip(x, lo, hi))
+    """``2**x`` in ``x``'s own precision, 0 below LO and ``2**HI`` above HI (module notes):
+    :func:`exp2_32` or :func:`exp2_64` in compiled code; called from Python, the same through
+    NumPy."""
+    lo, hi = (-100.0, 127.0) if isinstance(x, np.float32) else (-1000.0, 1023.0)
+    return 0.0 * x if x < lo else np.exp2(np.minimum(x, hi))
 
 
 @overload(fexp2)

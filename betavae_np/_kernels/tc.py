@@ -20,22 +20,23 @@ component ``(mu_k, logvar_k)``.
 
 Computation
 -----------
-O(B^2 L) time, O(B L) memory (:func:`tc_shape`: 153 KiB at B = 256, L = 8 and two blocks in
-float32, made once per workspace), in the model's dtype (float32 runs 8 SIMD lanes on AVX2). Per
-evaluation row ``i`` (:func:`.tc_row.row_eval`), one pass over the components ``k`` per dimension
-computes ``l[i,k,j]`` (contiguous in ``k``: the components are stored dimension-major), its
-exponential (:func:`.fastexp.fexp`, vectorised) and the joint sums ``sum_j l``; a second pass
-(:func:`tc_rows`) accumulates the gradient terms with the softmax weights just made, two rows at
-a time so the accumulators are read and written once per pair (nothing is recomputed in the
-backward, which only adds the blocks and the own-row terms, :func:`tc_grad`). Each logsumexp is
-shifted by the row's own component (``k = i``, known before the pass, so every sum is at least 1
-and no pass for the maximum is needed); a row whose sums overflow that way (log densities spread
-beyond ~88 nats in float32) is redone with the maximum as the shift. Sums over ``k`` go through
-:func:`.rowsum.row_sum` (a fixed lane order) and the loops that call it are compiled without
-reassociation, so the bits do not depend on how LLVM vectorised a copy of the kernel (a cached
-and a freshly compiled step agree). The rows are split into ``nb`` blocks (the step's chunks)
-that run on separate threads, each with its own accumulators, summed in block order afterwards:
-results do not depend on the thread count.
+O(B^2 L) time, O(B L) memory (:func:`tc_shape`: 149 KiB at B = 256, L = 8 and two blocks in
+float32, made once per workspace, 64-byte aligned), in the model's dtype, on 512-bit vectors
+where the CPU has them (:func:`.simd.wide_vectors`: 16 float32 lanes). Per evaluation row ``i``
+(:mod:`.tc_row`), one pass over the components ``k`` per dimension computes the log2 density
+``y[k,j]`` (contiguous in ``k``: the components are stored dimension-major), its power of two
+shifted by the integer nearest the row's own (:func:`.fastexp.exp2_shifted`, two additions and
+a degree-5 polynomial) and the joint sums ``sum_j y``; rows go through that pass in pairs (the
+components' loads shared). A second pass (:func:`tc_rows`) accumulates the gradient terms with
+the softmax weights just made, two rows at a time so the accumulators are read and written once
+per pair (nothing is recomputed in the backward, which only adds the blocks and the own-row
+terms, :func:`tc_grad_rows`). A row whose log densities leave the shifted range (other
+components' far above its own) is redone with the maximum as the shift. Sums over ``k`` go
+through :func:`.rowsum.row_sum` (a fixed lane order) and the loops that call it are compiled
+without reassociation, so the bits do not depend on how LLVM vectorised a copy of the kernel (a
+cached and a freshly compiled step agree). The rows are split into ``nb`` blocks (the step's
+chunks) that run on separate threads, each with its own accumulators, summed in block order
+afterwards: results do not depend on the thread count.
 
 Gradients, with ``d = (z_ij - mu_kj) exp(-logvar_kj)``: ``dl/dz_ij = -d``, ``dl/dmu_kj = d``,
 ``dl/dlogvar_kj = (d (z_ij - mu_kj) - 1) / 2``; the softmax weights ``P[i,k]`` (joint) and
@@ -48,15 +49,19 @@ the backward: it uses ``lw[TC_BETA]`` (the workspace appends that slot to the lo
 each forward). A backward with another beta (:func:`tc_refresh`) reruns the rows with it first
 (serially), so the gradient is always the one of the beta it is given.
 
-Buffer ``tcb`` (model dtype), shape :func:`tc_shape` ``(7 L + 3 + nb (4 L + 15), max(B, L + 1))``,
-addressed by rows (a row is a contiguous vector over components ``k`` or rows ``i``; offsets from
-:func:`_rows`): shared ``MU, LV, IV = exp(-logvar), CC = -(log 2 pi + logvar) / 2, HH = -IV / 2``,
-``Z`` and ``GZ`` (the z-gradient of the weighted log-means), L rows each, dimension-major
-(``MU[j, k]``, ``Z[j, i]``); ``RT`` 3 rows: per evaluation row the MI, TC and dimension-wise KL
-terms; then per block ``T1, T2`` (L + 3 rows each, one per row of a pair) the row's
-exponentials, then scratch rows: the joint log densities, the z-gradient terms before their sum,
-the joint exponentials; ``GM, GV`` (L rows each) the mu- and (twice the) logvar-gradients, and
-rows ``w`` (B,), ``a1, a2`` (B,), ``s1, s2`` (L + 1,), ``m1, z1, m2, z2`` (L,).
+Buffer ``tcb`` (model dtype), shape :func:`tc_shape` ``(7 L + 3 + nb (4 L + 13), max(B, L + 2))``
+(rows padded to 64 bytes), addressed by rows (a row is a contiguous vector over components ``k``
+or rows ``i``; offsets from :func:`_rows`): shared ``MU, LV, IV = exp(-logvar),
+C2 = -(log 2 pi + logvar) / (2 ln 2), G = sqrt(IV / (2 ln 2))``, ``Z`` and ``GZ`` (the
+z-gradient of the weighted log-means), L rows each, dimension-major (``MU[j, k]``, ``Z[j, i]``);
+``RT`` 3 rows: per evaluation row the MI, TC and dimension-wise KL terms; then per block
+``T1, T2`` (L + 2 rows each, one per row of a pair) the row's powers, then the joint powers and
+the z-gradient terms before their sum; ``GM, GV`` (L rows each) the mu- and (twice the)
+logvar-gradients, and rows ``a1, a2`` (B,) the joint log2 densities, then ``cq P``;
+``s1, s2`` (L + 1,) the sums, ``m1, z1, m2, z2`` (L,) the shifts and the rows' z; ``cx`` (L,)
+``max_k C2[j, k]``. Each chunk of the step gathers and prepares its own columns
+(:func:`tc_gather`, :func:`tc_prepare_cols`) on its thread; each block zeroes its own
+accumulators.
 """
 
 from __future__ import annotations
@@ -68,11 +73,11 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from ..config import JIT_EXACT, JIT_SERIAL
+from .fastexp import fexp, fma
 from .loss import ALPHA, ESTIMATOR, GAMMA, MSS, N_DATA
 from .loss_codes import TC_BETA
 from .rowsum import row_sum_inline as row_sum   # the callers are JIT_EXACT
 from .simd import wide_vectors
-from .fastexp import fexp, fma
 from .tc_row import LOG2E, log_weight, pair_sums, row_finish, row_start, row_sums
 
 __all__ = ["TC_BETA", "tc_shape", "tc_gather", "tc_prepare", "tc_rows", "tc_terms", "tc_forward",
