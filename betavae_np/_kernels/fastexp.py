@@ -86,6 +86,24 @@ def _pow2_of_shifted(typingctx, kf):
 
 
 @intrinsic
+def _pow2_of_biased(typingctx, kf):
+    """``2**n`` from ``kf = n + bias + 1.5 * 2**m`` (the exponent bias already added): one shift,
+    ``bits(kf) << m``."""
+    if kf == types.float64:
+        ity, fty, m = ir.IntType(64), ir.DoubleType(), 52
+    elif kf == types.float32:
+        ity, fty, m = ir.IntType(32), ir.FloatType(), 23
+    else:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i = builder.shl(builder.bitcast(args[0], ity), ir.Constant(ity, m))
+        return builder.bitcast(i, fty)
+
+    return kf(kf), codegen
+
+
+@intrinsic
 def _fma(typingctx, a, b, c):
     """``a * b + c`` with one rounding (``llvm.fma``, which vectorises), for float32 or float64."""
     if not (a == b == c and a in (types.float32, types.float64)):
@@ -209,14 +227,15 @@ def exp2_64(x):  # pragma: no cover - compiled
     return 0.0 if x < -1000.0 else e
 
 
-#: The round-to-nearest shifters (``1.5 * 2**m``, m the mantissa width) for :func:`exp2_shifted`.
-SHIFT32 = _SHIFT32
-SHIFT64 = _SHIFT64
+#: The round-to-nearest shifters of :func:`exp2_shifted` with the exponent bias added
+#: (``1.5 * 2**m + bias``, m the mantissa width): ``K = SHIFT - m`` for an integer shift ``m``.
+SHIFT32 = _f32(_SHIFT32 + _f32(127.0))
+SHIFT64 = _SHIFT64 + 1023.0
 
 
 @njit(**JIT_EXACT)
 def _exp2_shifted32(y, K, ylo):  # pragma: no cover - compiled
-    kf = y + K                                       # SHIFT32 + round(y - m)
+    kf = y + K                                       # SHIFT32 + round(y - m), biased
     f = y - (kf - K)                                 # y - m - round(y - m), exact
     c = _EXP2_32
     p = _fma(c[4], f, c[3])
@@ -224,7 +243,7 @@ def _exp2_shifted32(y, K, ylo):  # pragma: no cover - compiled
     p = _fma(p, f, c[1])
     p = _fma(p, f, c[0])
     p = _fma(p, f, _f32(1.0))
-    e = p * _pow2_of_shifted(kf)
+    e = p * _pow2_of_biased(kf)
     return _f32(0.0) if y < ylo else e               # NaN passes through
 
 
@@ -246,13 +265,14 @@ def _exp2_shifted64(y, K, ylo):  # pragma: no cover - compiled
     p = _fma(p, f, c[1])
     p = _fma(p, f, c[0])
     p = _fma(p, f, 1.0)
-    e = p * _pow2_of_shifted(kf)
+    e = p * _pow2_of_biased(kf)
     return 0.0 if y < ylo else e
 
 
 def exp2_shifted(y, K, ylo):
-    """``2**(y - m)`` for an integer shift ``m`` given as ``K = SHIFT - m`` (exact), 0 where
-    ``y < ylo``; NaN stays NaN. The caller keeps ``y - m`` at most the largest normal exponent
+    """``2**(y - m)`` for an integer shift ``m`` given as ``K = SHIFT - m`` (exact; ``SHIFT`` is
+    :data:`SHIFT32` or :data:`SHIFT64`, which carry the exponent bias, so ``2**n`` is one shift
+    of the sum's bits), 0 where ``y < ylo``; NaN stays NaN. The caller keeps ``y - m`` at most the largest normal exponent
     (127 in float32, 1023 in float64) and sets ``ylo >= m - 126`` (``m - 1022``) so no result
     is subnormal. One addition rounds ``y - m`` (the shifter absorbs ``m``), and the reduction
     is exact: the subtraction and the clamp of :func:`fexp2` are not needed. Compiled code

@@ -21,7 +21,7 @@ from .config import ACTIVATIONS, VAEConfig
 from .loss import LossParts
 from .params import init_params, layer_views, make_layout, named_views
 from .training import TrainingPasses
-from .workspace import Workspace
+from .workspace import Workspace, aligned_zeros
 
 __all__ = ["BetaVAE", "LossParts", "VAEConfig", "Workspace"]
 
@@ -74,8 +74,8 @@ class BetaVAE(TrainingPasses):
         self.dtype = np.dtype(cfg.dtype)
         self._act = ACTIVATIONS[cfg.activation]
         self._layout = lay = make_layout(cfg, loss.learn_sigma)
-        self._params = np.zeros(lay.size, self.dtype)
-        self._grads = np.zeros(lay.size, self.dtype)
+        self._params = aligned_zeros((lay.size,), self.dtype)     # 64-byte aligned, as the
+        self._grads = aligned_zeros((lay.size,), self.dtype)      # workspace's buffers
         self.metadata: dict[str, Any] = {}
         layers = (*lay.encoder, lay.heads, *lay.decoder, lay.out)
         self._n_enc = len(lay.encoder)
