@@ -186,29 +186,20 @@ EXP2_HI = {np.dtype(np.float32): 127.0, np.dtype(np.float64): 1023.0}
 
 
 @njit(**JIT_EXACT)
-def exp2_32(x):  # pragma: no cover - compiled
-    """``2**x`` of a float32 in float32: 0 below -100, ``2**127`` above 127 (module notes)."""
-    xc = _f32(-100.0) if x < _f32(-100.0) else x      # written so that NaN passes through
-    xc = _f32(127.0) if xc > _f32(127.0) else xc
-    kf = xc + _SHIFT32                               # n = round(xc) in the low mantissa bits
-    f = xc - (kf - _SHIFT32)                         # exact, |f| <= 1/2
+def _poly2_32(f):  # pragma: no cover - compiled
+    """``2**f`` for ``|f| <= 1/2`` in float32: ``1 + f p(f)``, Horner with fused multiply-adds."""
     c = _EXP2_32
     p = _fma(c[4], f, c[3])
     p = _fma(p, f, c[2])
     p = _fma(p, f, c[1])
     p = _fma(p, f, c[0])
     p = _fma(p, f, _f32(1.0))
-    e = p * _pow2_of_shifted(kf)
-    return _f32(0.0) if x < _f32(-100.0) else e
+    return p
 
 
 @njit(**JIT_EXACT)
-def exp2_64(x):  # pragma: no cover - compiled
-    """``2**x`` of a float64: 0 below -1000, ``2**1023`` above 1023 (module notes)."""
-    xc = -1000.0 if x < -1000.0 else x
-    xc = 1023.0 if xc > 1023.0 else xc
-    kf = xc + _SHIFT64
-    f = xc - (kf - _SHIFT64)
+def _poly2_64(f):  # pragma: no cover - compiled
+    """``2**f`` for ``|f| <= 1/2`` in float64 (module notes)."""
     c = _EXP2_64
     p = _fma(c[12], f, c[11])
     p = _fma(p, f, c[10])
@@ -223,6 +214,29 @@ def exp2_64(x):  # pragma: no cover - compiled
     p = _fma(p, f, c[1])
     p = _fma(p, f, c[0])
     p = _fma(p, f, 1.0)
+    return p
+
+
+@njit(**JIT_EXACT)
+def exp2_32(x):  # pragma: no cover - compiled
+    """``2**x`` of a float32 in float32: 0 below -100, ``2**127`` above 127 (module notes)."""
+    xc = _f32(-100.0) if x < _f32(-100.0) else x      # written so that NaN passes through
+    xc = _f32(127.0) if xc > _f32(127.0) else xc
+    kf = xc + _SHIFT32                               # n = round(xc) in the low mantissa bits
+    f = xc - (kf - _SHIFT32)                         # exact, |f| <= 1/2
+    p = _poly2_32(f)
+    e = p * _pow2_of_shifted(kf)
+    return _f32(0.0) if x < _f32(-100.0) else e
+
+
+@njit(**JIT_EXACT)
+def exp2_64(x):  # pragma: no cover - compiled
+    """``2**x`` of a float64: 0 below -1000, ``2**1023`` above 1023 (module notes)."""
+    xc = -1000.0 if x < -1000.0 else x
+    xc = 1023.0 if xc > 1023.0 else xc
+    kf = xc + _SHIFT64
+    f = xc - (kf - _SHIFT64)
+    p = _poly2_64(f)
     e = p * _pow2_of_shifted(kf)
     return 0.0 if x < -1000.0 else e
 
@@ -237,12 +251,7 @@ SHIFT64 = _SHIFT64 + 1023.0
 def _exp2_shifted32(y, K, ylo):  # pragma: no cover - compiled
     kf = y + K                                       # SHIFT32 + round(y - m), biased
     f = y - (kf - K)                                 # y - m - round(y - m), exact
-    c = _EXP2_32
-    p = _fma(c[4], f, c[3])
-    p = _fma(p, f, c[2])
-    p = _fma(p, f, c[1])
-    p = _fma(p, f, c[0])
-    p = _fma(p, f, _f32(1.0))
+    p = _poly2_32(f)
     e = p * _pow2_of_biased(kf)
     return _f32(0.0) if y < ylo else e               # NaN passes through
 
@@ -251,20 +260,7 @@ def _exp2_shifted32(y, K, ylo):  # pragma: no cover - compiled
 def _exp2_shifted64(y, K, ylo):  # pragma: no cover - compiled
     kf = y + K
     f = y - (kf - K)
-    c = _EXP2_64
-    p = _fma(c[12], f, c[11])
-    p = _fma(p, f, c[10])
-    p = _fma(p, f, c[9])
-    p = _fma(p, f, c[8])
-    p = _fma(p, f, c[7])
-    p = _fma(p, f, c[6])
-    p = _fma(p, f, c[5])
-    p = _fma(p, f, c[4])
-    p = _fma(p, f, c[3])
-    p = _fma(p, f, c[2])
-    p = _fma(p, f, c[1])
-    p = _fma(p, f, c[0])
-    p = _fma(p, f, 1.0)
+    p = _poly2_64(f)
     e = p * _pow2_of_biased(kf)
     return 0.0 if y < ylo else e
 
@@ -272,11 +268,11 @@ def _exp2_shifted64(y, K, ylo):  # pragma: no cover - compiled
 def exp2_shifted(y, K, ylo):
     """``2**(y - m)`` for an integer shift ``m`` given as ``K = SHIFT - m`` (exact; ``SHIFT`` is
     :data:`SHIFT32` or :data:`SHIFT64`, which carry the exponent bias, so ``2**n`` is one shift
-    of the sum's bits), 0 where ``y < ylo``; NaN stays NaN. The caller keeps ``y - m`` at most the largest normal exponent
-    (127 in float32, 1023 in float64) and sets ``ylo >= m - 126`` (``m - 1022``) so no result
-    is subnormal. One addition rounds ``y - m`` (the shifter absorbs ``m``), and the reduction
-    is exact: the subtraction and the clamp of :func:`fexp2` are not needed. Compiled code
-    only (float32 or float64)."""
+    of the sum's bits), 0 where ``y < ylo``; NaN stays NaN. The caller keeps ``y - m`` at most
+    the largest normal exponent (127 in float32, 1023 in float64) and sets ``ylo >= m - 126``
+    (``m - 1022``) so no result is subnormal. One addition rounds ``y - m`` (the shifter
+    absorbs ``m``), and the reduction is exact: the subtraction and the clamp of :func:`fexp2`
+    are not needed. Compiled code only (float32 or float64)."""
     raise NotImplementedError("exp2_shifted is for compiled kernels")
 
 

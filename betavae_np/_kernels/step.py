@@ -347,7 +347,8 @@ def forward_chunks(params, tab, n_enc, act, X, eps, acts, zs, klp, sums, kl_per_
         B = X.shape[0]
         L = eps.shape[1]
         for c in prange(n_chunks):
-            wide_vectors()                       # the loop body's function inlines tc_rows
+            wide_vectors()                       # should LLVM inline tc_rows into the loop
+                                                 # body's function, its attributes apply
             tc_rows(c, n_chunks, lc, lw, B, L, tcb)
         tc_terms(B, L, tcb, terms)
     return recon, kl

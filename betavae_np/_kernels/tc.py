@@ -81,7 +81,7 @@ from .simd import wide_vectors
 from .tc_row import LOG2E, log_weight, pair_sums, row_finish, row_start, row_sums
 
 __all__ = ["TC_BETA", "tc_shape", "tc_gather", "tc_prepare", "tc_rows", "tc_terms", "tc_forward",
-           "tc_refresh", "tc_grad", "tc_grad_rows", "tc_backward", "tc_prepare_cols", "log_weight"]
+           "tc_refresh", "tc_grad", "tc_grad_rows", "tc_prepare_cols", "log_weight"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -227,13 +227,13 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
     f1 = Ty(math.exp(w_next - w_rest))
     fix = w_own != w_rest or w_next != w_rest
     for i in range(lo, hi, 2):
-        cx1, pz1 = row_start(i, rZ, z1, m1, G, MU, C2, L, tcb)
+        lq1, pz1 = row_start(i, rZ, z1, m1, G, MU, C2, L, tcb)
         if i + 1 < hi:
-            cx2, pz2 = row_start(i + 1, rZ, z2, m2, G, MU, C2, L, tcb)
+            lq2, pz2 = row_start(i + 1, rZ, z2, m2, G, MU, C2, L, tcb)
             ma1, ma2 = pair_sums(i, f0, f1, fix, cx, z1, m1, a1, s1, T1, z2, m2, a2, s2, T2, G,
                                  MU, C2, B, L)
-            row_finish(i, cx1, pz1, ma1, w_rest, cq, rRT, a1, s1, m1, T1, B, L, tcb)
-            row_finish(i + 1, cx2, pz2, ma2, w_rest, cq, rRT, a2, s2, m2, T2, B, L, tcb)
+            row_finish(i, lq1, pz1, ma1, w_rest, cq, rRT, a1, s1, m1, T1, B, L, tcb)
+            row_finish(i + 1, lq2, pz2, ma2, w_rest, cq, rRT, a2, s2, m2, T2, B, L, tcb)
             for j in range(L):
                 # per dimension, both rows: q_k = a_k + cj T[j,k] (a = cq P[i, :], cj = cp / s_j)
                 # times d_k = (z - MU[j,k]) IV[j,k] into GM, times d_k (z - MU[j,k]) - 1 into
@@ -259,7 +259,7 @@ def tc_rows(c, nb, lc, lw, B, L, tcb):  # pragma: no cover - compiled
                 tcb[rGZ + j, i + 1] = -row_sum(T2, L + 1, B)
         else:                                    # the block's last row, alone
             ma1 = row_sums(i, z1, m1, cx, f0, f1, fix, a1, s1, T1, G, MU, C2, B, L, False)
-            row_finish(i, cx1, pz1, ma1, w_rest, cq, rRT, a1, s1, m1, T1, B, L, tcb)
+            row_finish(i, lq1, pz1, ma1, w_rest, cq, rRT, a1, s1, m1, T1, B, L, tcb)
             for j in range(L):
                 zj1 = z1[j]
                 c1 = Ty(cp / float(s1[j]))
@@ -348,11 +348,3 @@ def tc_grad_rows(lw, B, L, nb, tcb, G, lo, hi):  # pragma: no cover - compiled
             G[i, j] = T(inv_b * (-alpha * d + gamma * z) + float(GZj[i]))
             G[i, L + j] = T(inv_b * alpha * d + gm)
             G[i, 2 * L + j] = T(inv_b * alpha * 0.5 * (d * diff - 1.0) + 0.5 * gv)
-
-
-@njit(**JIT_SERIAL)
-def tc_backward(lc, lw, beta, B, L, nb, tcb, G):  # pragma: no cover - compiled
-    """The backward's TC-VAE gradient for the step's ``beta``: :func:`tc_refresh` (a no-op when
-    the forward used that beta), then :func:`tc_grad` into ``G`` (>= B, 3L)."""
-    tc_refresh(lc, lw, beta, B, L, nb, tcb)
-    tc_grad(lw, B, L, nb, tcb, G)
