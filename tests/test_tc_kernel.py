@@ -220,6 +220,18 @@ def test_tc_stage_survives_log_densities_that_overflow_the_own_component_shift()
     np.testing.assert_allclose(t64, ref_terms, rtol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tc_stage_carries_a_nan_to_the_terms(dtype):
+    """A NaN mean in one row (a diverged step) reaches the terms as NaN, not an error or a
+    finite number."""
+    loss = losses.TCVAE(estimator="mws", dataset_size=100)
+    mu, logvar, z = _batch(10, 3, seed=7)
+    mu[4, 1] = np.nan
+    terms, G = _stage(mu, logvar, z, loss, 100, 2.0, dtype, nb=2)
+    assert np.isnan(terms).all()
+    assert np.isnan(G).any()
+
+
 def test_naive_tc_gradient_twin_matches_central_differences():
     """The un-fused analytic twin the fused kernel is checked against is itself exact."""
     loss = losses.TCVAE(alpha=0.7, beta=3.0, gamma=1.3, estimator="mss", dataset_size=50)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from ..config import JIT_EXACT, JIT_SERIAL
@@ -152,7 +153,7 @@ def row_sums(i, z, m, cx, f0, f1, fix, a, s, T, G, MU, C2, B, L, redo):
             a[k] = 0.0
         for j in range(L):
             if attempt == 1:                     # shift by the maximum, rounded up
-                m[j] = Ty(math.ceil(float(_dim_max(j, z[j], G, MU, C2, B))))
+                m[j] = Ty(np.ceil(float(_dim_max(j, z[j], G, MU, C2, B))))
             else:
                 ok = ok and cx[j] - m[j] < room
             s[j] = _dim_pass(j, i, z[j], m[j], f0, f1, fix, a, T, G, MU, C2, B)
@@ -227,7 +228,7 @@ def row_start(i, rZ, z, m, G, MU, C2, L, tcb):  # pragma: no cover - compiled
         zj = tcb[rZ + j, i]
         z[j] = zj
         o = float(log2_density(j, i, zj, G, MU, C2))
-        m[j] = Ty(math.floor(o + 0.5))
+        m[j] = Ty(np.floor(o + 0.5))          # a float: NaN stays NaN
         condx += o
         pz -= 0.5 * (LOG_2PI + float(zj) * float(zj))
     return condx, pz
