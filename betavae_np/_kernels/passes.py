@@ -125,6 +125,23 @@ def _input_grad(B, W_off, n_in, n_out, g_buf, g_off, out_buf, out_off, params, t
 
 
 @njit(**JIT_SERIAL)
+def _hidden_backward(k, B, tab, act, acts, dpre, g_buf, g_off, params, grads, tmp,
+                     iw):  # pragma: no cover - compiled
+    """Layer ``k`` whose input is the hidden activation of layer ``k - 1``: ``dW`` from that
+    activation and the output gradient at ``g_buf[g_off:]``, then the input's pre-activation
+    gradient and bias gradient into ``dpre`` / ``grads``; returns its offset in ``dpre``."""
+    w_off, n_in, n_out = tab[k, 0], tab[k, 2], tab[k, 3]
+    i_off = tab[k - 1, 4]
+    gemm(TRANS, NO_TRANS, n_in, n_out, B, acts, i_off, n_in, g_buf, g_off, n_out,
+         grads, w_off, n_out, iw)
+    _input_grad(B, w_off, n_in, n_out, g_buf, g_off, dpre, i_off, params, tmp, iw)
+    d = dpre[i_off:i_off + B * n_in].reshape((B, n_in))
+    a = acts[i_off:i_off + B * n_in].reshape((B, n_in))
+    act_backward_bias(d, grads[tab[k - 1, 1]:tab[k - 1, 1] + n_in], a, act)
+    return i_off
+
+
+@njit(**JIT_SERIAL)
 def backward_pass(params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, tmp, cap,
                   inv_b, iw, G, add):  # pragma: no cover
     """Overwrite ``grads`` with d(mean recon + beta * mean kl)/dparams of the last forward pass.
@@ -148,15 +165,9 @@ def backward_pass(params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, 
     for k in range(last, n_enc, -1):           # output and decoder hidden layers
         w_off, n_in, n_out = tab[k, 0], tab[k, 2], tab[k, 3]
         if k - 1 > n_enc:                      # input is a hidden activation
-            i_off = tab[k - 1, 4]
-            gemm(TRANS, NO_TRANS, n_in, n_out, B, acts, i_off, n_in, g_buf, g_off, n_out,
-                 grads, w_off, n_out, iw)
-            _input_grad(B, w_off, n_in, n_out, g_buf, g_off, dpre, i_off, params, tmp, iw)
-            d = dpre[i_off:i_off + B * n_in].reshape((B, n_in))
-            a = acts[i_off:i_off + B * n_in].reshape((B, n_in))
-            act_backward_bias(d, grads[tab[k - 1, 1]:tab[k - 1, 1] + n_in], a, act)
+            g_off = _hidden_backward(k, B, tab, act, acts, dpre, g_buf, g_off, params, grads, tmp,
+                                     iw)
             g_buf = dpre
-            g_off = i_off
         else:                                  # input is z: dZ goes through the heads
             gemm(TRANS, NO_TRANS, n_in, n_out, B, zs, 0, n_in, g_buf, g_off, n_out,
                  grads, w_off, n_out, iw)
@@ -174,15 +185,9 @@ def backward_pass(params, grads, tab, n_enc, act, X, eps, beta, acts, dpre, zs, 
     for k in range(n_enc, -1, -1):             # heads and encoder hidden layers
         w_off, n_in, n_out = tab[k, 0], tab[k, 2], tab[k, 3]
         if k > 0:
-            i_off = tab[k - 1, 4]
-            gemm(TRANS, NO_TRANS, n_in, n_out, B, acts, i_off, n_in, g_buf, g_off, n_out,
-                 grads, w_off, n_out, iw)
-            _input_grad(B, w_off, n_in, n_out, g_buf, g_off, dpre, i_off, params, tmp, iw)
-            d = dpre[i_off:i_off + B * n_in].reshape((B, n_in))
-            a = acts[i_off:i_off + B * n_in].reshape((B, n_in))
-            act_backward_bias(d, grads[tab[k - 1, 1]:tab[k - 1, 1] + n_in], a, act)
+            g_off = _hidden_backward(k, B, tab, act, acts, dpre, g_buf, g_off, params, grads, tmp,
+                                     iw)
             g_buf = dpre
-            g_off = i_off
         else:
             gemm(TRANS, NO_TRANS, n_in, n_out, B, X, 0, n_in, g_buf, g_off, n_out,
                  grads, w_off, n_out, iw)
