@@ -156,7 +156,7 @@ class Workspace:
         tc = isinstance(loss, losses.TCVAE)
         self.sw = np.zeros(n if loss.learn_sigma else 0, np.float64)       # exp(-2 log sigma)
         self.gls = np.zeros(n if loss.learn_sigma else 0, np.float64)      # d/dlog sigma
-        # TC-VAE scratch in the model dtype (tc_shape: 147 KiB at batch 256, 8 latents, float32),
+        # TC-VAE scratch in the model dtype (tc_shape: 149 KiB at batch 256, 8 latents, float32),
         # on a 64-byte boundary with rows a multiple of 64 bytes: the stage's 512-bit loads then
         # never straddle two cache lines (a misaligned buffer made it ~20% slower)
         self.tcb = aligned_zeros(tc_shape(capacity, L, n_chunks_for(capacity)) if tc else (0, 0),
